@@ -1,0 +1,200 @@
+"""The alphaops exception tree, its stable codes, and the table that maps them to exit codes.
+
+Every error raised by alphaops derives from :class:`AlphaOpsError`. Branches follow what the
+caller does next::
+
+    AlphaOpsError                       code              exit  http   caller's next step
+    ├── UsageError                      usage_error       1     400    fix the command or call
+    │   ├── ConfigError                 config_invalid    1     400    fix the config file/env
+    │   ├── InvalidNameError            name_invalid      1     400    use a safe name
+    │   └── SpecError                   spec_invalid      1     400    fix the feature/label/split spec
+    ├── DataError                       data_error        1     422    fix or re-download the data
+    │   ├── DataFormatError             data_format       1     422    convert or point at the right file
+    │   ├── DataValidationError         data_invalid      1     422    repair the listed rows
+    │   ├── DataConflictError           data_conflict     1     409    resolve overlapping candles
+    │   └── InsufficientDataError       data_insufficient 1     422    provide more history
+    ├── NotFoundError                   not_found         1     404    check the name or import first
+    └── ExternalServiceError            external_service  1     503    retry later
+        └── ExchangeError               exchange_error    1     503    retry; check the exchange
+
+Codes are part of the public contract: they appear in ``--json`` output and HTTP bodies and
+never change meaning. Exit code 2 is reserved for "a gate failed" (a blocker, not a bug), so
+every error here exits with 1.
+
+>>> err = DataValidationError("2 rows have NaN prices", fix="drop or repair them")
+>>> err.code, err.exit_code, err.http_status
+('data_invalid', 1, 422)
+>>> str(err)
+'2 rows have NaN prices. Fix: drop or repair them'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "ERROR_TABLE",
+    "AlphaOpsError",
+    "ConfigError",
+    "DataConflictError",
+    "DataError",
+    "DataFormatError",
+    "DataValidationError",
+    "ErrorCode",
+    "ExchangeError",
+    "ExternalServiceError",
+    "InsufficientDataError",
+    "InvalidNameError",
+    "NotFoundError",
+    "SpecError",
+    "UsageError",
+]
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One row of the error table: a stable code with its CLI exit code and HTTP status."""
+
+    code: str
+    exit_code: int
+    http_status: int
+    meaning: str
+
+
+ERROR_TABLE: dict[str, ErrorCode] = {
+    row.code: row
+    for row in (
+        ErrorCode("alphaops_error", 1, 500, "unexpected alphaops failure"),
+        ErrorCode("usage_error", 1, 400, "the command or call was used wrongly"),
+        ErrorCode("config_invalid", 1, 400, "the configuration file or environment is invalid"),
+        ErrorCode("name_invalid", 1, 400, "a symbol, model type, alias or file name is unsafe"),
+        ErrorCode("spec_invalid", 1, 400, "a feature, label, split or dataset spec is invalid"),
+        ErrorCode("data_error", 1, 422, "market data cannot be used"),
+        ErrorCode("data_format", 1, 422, "a file is not in a readable candle format"),
+        ErrorCode("data_invalid", 1, 422, "candles failed validation"),
+        ErrorCode("data_conflict", 1, 409, "new candles disagree with stored candles"),
+        ErrorCode("data_insufficient", 1, 422, "not enough history for the request"),
+        ErrorCode("not_found", 1, 404, "the named object does not exist"),
+        ErrorCode("external_service", 1, 503, "an external service failed"),
+        ErrorCode("exchange_error", 1, 503, "the exchange failed or refused the request"),
+    )
+}
+
+
+class AlphaOpsError(Exception):
+    """Base of every alphaops error: a message, an optional fix, and a stable code."""
+
+    code: ClassVar[str] = "alphaops_error"
+
+    def __init__(self, message: str, *, fix: str | None = None, **details: Any) -> None:
+        self.message = message
+        self.fix = fix
+        self.details = details
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return f"{self.message}. Fix: {self.fix}" if self.fix else self.message
+
+    @property
+    def exit_code(self) -> int:
+        """Return the CLI exit code for this error."""
+        return ERROR_TABLE[self.code].exit_code
+
+    @property
+    def http_status(self) -> int:
+        """Return the HTTP status for this error."""
+        return ERROR_TABLE[self.code].http_status
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready description (used by ``--json`` output and the HTTP API)."""
+        return {
+            "error": self.code,
+            "message": self.message,
+            "fix": self.fix,
+            "details": {k: _jsonable(v) for k, v in self.details.items()},
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
+class UsageError(AlphaOpsError):
+    """The caller used a command or function wrongly."""
+
+    code = "usage_error"
+
+
+class ConfigError(UsageError):
+    """The configuration file or ``ALPHAOPS_*`` environment is invalid."""
+
+    code = "config_invalid"
+
+
+class InvalidNameError(UsageError):
+    """A symbol, model type, alias or dataset name is unsafe or malformed."""
+
+    code = "name_invalid"
+
+
+class SpecError(UsageError):
+    """A feature, label, split or dataset specification is invalid."""
+
+    code = "spec_invalid"
+
+
+class DataError(AlphaOpsError):
+    """Market data cannot be used as given."""
+
+    code = "data_error"
+
+
+class DataFormatError(DataError):
+    """A file is not in a readable candle format, or lacks required columns."""
+
+    code = "data_format"
+
+
+class DataValidationError(DataError):
+    """Candles failed validation; ``details['problems']`` lists each problem with rows and fix."""
+
+    code = "data_invalid"
+
+
+class DataConflictError(DataError):
+    """New candles disagree with candles already stored for the same timestamps."""
+
+    code = "data_conflict"
+
+
+class InsufficientDataError(DataError):
+    """There is not enough history (rows, warm-up or horizon) for the request."""
+
+    code = "data_insufficient"
+
+
+class NotFoundError(AlphaOpsError):
+    """The named object (symbol, timeframe, dataset, file) does not exist."""
+
+    code = "not_found"
+
+
+class ExternalServiceError(AlphaOpsError):
+    """An external service failed; retrying later may succeed."""
+
+    code = "external_service"
+
+
+class ExchangeError(ExternalServiceError):
+    """The exchange failed, rate-limited us beyond the retry budget, or refused the request."""
+
+    code = "exchange_error"

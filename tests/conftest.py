@@ -1,0 +1,52 @@
+"""Shared fixtures: real market data from ``../shared/data`` and an isolated alphaops home."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alphaops.core.home import AlphaOpsHome
+from alphaops.data.candles import Candles
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """Return the real market data folder (``$ALPHAOPS_TEST_DATA`` or ``../shared/data``)."""
+    return Path(os.environ.get("ALPHAOPS_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    folder = shared_data_dir()
+    if not (folder / "BTCUSDT-1h.parquet").exists():
+        raise RuntimeError(
+            f"real market data not found in {folder}; set ALPHAOPS_TEST_DATA to the folder "
+            "holding BTCUSDT-1h.parquet"
+        )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def load_real(data_dir: Path) -> Callable[[str, str], Candles]:
+    """Return a loader of real candles: ``load_real("BTCUSDT", "1h")`` (cached per session)."""
+    cache: dict[tuple[str, str], Candles] = {}
+
+    def load(symbol: str, timeframe: str) -> Candles:
+        key = (symbol, timeframe)
+        if key not in cache:
+            frame = pd.read_parquet(data_dir / f"{symbol}-{timeframe}.parquet")
+            cache[key] = Candles.from_frame(frame, symbol=symbol, timeframe=timeframe)
+        return cache[key]
+
+    return load
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> AlphaOpsHome:
+    """Return a fresh, empty alphaops home in a temporary folder."""
+    return AlphaOpsHome(tmp_path / "home").ensure()
