@@ -3,7 +3,8 @@
 Every error raised by alphaops derives from :class:`AlphaOpsError`. Branches follow what the
 caller does next::
 
-    AlphaOpsError                       code              exit  http   caller's next step
+    class                               code              exit  http   caller's next step
+    AlphaOpsError                       alphaops_error    1     500    report a bug
     ├── UsageError                      usage_error       1     400    fix the command or call
     │   ├── ConfigError                 config_invalid    1     400    fix the config file/env
     │   ├── InvalidNameError            name_invalid      1     400    use a safe name

@@ -1,0 +1,109 @@
+"""The ``alphaops`` command line: a thin shell that parses, calls one service, and renders.
+
+Exit codes: 0 success, 1 usage or runtime error (every :class:`AlphaOpsError`), 2 a gate
+failed (a blocker), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from alphaops._version import __version__
+from alphaops.cli import _data, _dataset, _quickstart
+from alphaops.cli._context import CliContext, get_context
+from alphaops.core.config import load_config
+from alphaops.core.errors import AlphaOpsError
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(
+    name="alphaops",
+    help="Manage the whole life of the models behind your trading bots.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(_data.app, name="data")
+app.add_typer(_dataset.app, name="dataset")
+app.command("quickstart")(_quickstart.quickstart)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option(help="alphaops home folder [env ALPHAOPS_HOME; default ./.alphaops]")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config file [env ALPHAOPS_CONFIG]")
+    ] = None,
+) -> None:
+    ctx.obj = CliContext(load_config(config, home=home))
+
+
+@app.command("version")
+def version() -> None:
+    """Print the alphaops version."""
+    typer.echo(__version__)
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the effective configuration and its hash."""
+    cli = get_context(ctx)
+    data = cli.config.model_dump(mode="json") | {"config_hash": cli.config.config_hash}
+    if as_json:
+        cli.print_json(data)
+    else:
+        for key, value in data.items():
+            cli.console.print(f"[bold]{key}[/]: {value}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (errors are rendered, never raised)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in args
+    try:
+        result = app(args=args, prog_name="alphaops", standalone_mode=False)
+    except AlphaOpsError as exc:
+        _render_error(exc, wants_json)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        Console(file=sys.stderr).print("[yellow]interrupted[/]")
+        return 130
+    except click.ClickException as exc:
+        # click exits usage errors with 2, which alphaops reserves for failed gates.
+        exc.show()
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _render_error(exc: AlphaOpsError, wants_json: bool) -> None:
+    if wants_json:
+        sys.stdout.write(json.dumps(exc.to_dict(), indent=2, default=str) + "\n")
+        return
+    err = Console(file=sys.stderr, highlight=False)
+    err.print(Text.assemble(("error", "bold red"), f" ({exc.code}): {exc.message}"))
+    if exc.fix:
+        err.print(Text.assemble(("fix", "bold"), f": {exc.fix}"))
+
+
+def run() -> None:
+    """Console-script entry point: run :func:`main` and exit with its code."""
+    sys.exit(main())
