@@ -46,7 +46,11 @@ def main(names: list[str]) -> None:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         figures = _load(name).run()
-        record = {"benchmark": name, "machine": _machine(), "seconds": time.perf_counter() - started}
+        record = {
+            "benchmark": name,
+            "machine": _machine(),
+            "seconds": time.perf_counter() - started,
+        }
         record["figures"] = figures
         (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         print(json.dumps(figures, indent=2, default=str), flush=True)
@@ -54,10 +58,18 @@ def main(names: list[str]) -> None:
 
 
 def _summary() -> None:
-    lines = ["# Benchmark results", "", "Written by `benchmarks/run.py`; one JSON file per benchmark.", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `benchmarks/run.py`; one JSON file per benchmark.",
+        "",
+    ]
     for path in sorted(RESULTS.glob("*.json")):
         record = json.loads(path.read_text())
-        lines += [f"## {record['benchmark']} ({record['machine']['when']}, {record['machine']['cpus']} CPUs)", ""]
+        lines += [
+            f"## {record['benchmark']} ({record['machine']['when']}, {record['machine']['cpus']} CPUs)",
+            "",
+        ]
         lines += ["| figure | value |", "|---|---|"]
         for key, value in record["figures"].items():
             shown = f"{value:.6g}" if isinstance(value, float) else str(value)

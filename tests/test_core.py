@@ -50,7 +50,8 @@ def test_no_error_exits_with_the_gate_failure_code() -> None:
 def test_error_tree_docstring_lists_every_class() -> None:
     doc = errors.__doc__ or ""
     for cls in _all_error_classes():
-        assert cls.__name__ in doc and cls.code in doc
+        assert cls.__name__ in doc
+        assert cls.code in doc
 
 
 def test_error_to_dict_carries_code_message_fix_and_details() -> None:
@@ -122,7 +123,9 @@ def test_config_is_frozen_and_its_hash_follows_its_content() -> None:
         a.log_level = "DEBUG"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", "a\\b", "..", "a..b", ".hidden", "x" * 65, "a b"])
+@pytest.mark.parametrize(
+    "bad", ["", "../x", "a/b", "a\\b", "..", "a..b", ".hidden", "x" * 65, "a b"]
+)
 def test_unsafe_names_are_refused(bad: str) -> None:
     with pytest.raises(InvalidNameError):
         validate_name(bad, kind="alias")
@@ -134,19 +137,30 @@ def test_any_accepted_name_is_a_single_safe_path_segment(text: str) -> None:
         name = validate_name(text)
     except InvalidNameError:
         return
-    assert "/" not in name and "\\" not in name and ".." not in name
-    assert Path(name).name == name and not name.startswith(".")
+    assert "/" not in name
+    assert "\\" not in name
+    assert ".." not in name
+    assert Path(name).name == name
+    assert not name.startswith(".")
 
 
 @pytest.mark.parametrize(
     ("given_", "expected"),
-    [("BTCUSDT", "BTCUSDT"), ("btc/usdt", "BTCUSDT"), ("BTC/USDT:USDT", "BTCUSDT"), (" ethusdt ", "ETHUSDT")],
+    [
+        ("BTCUSDT", "BTCUSDT"),
+        ("btc/usdt", "BTCUSDT"),
+        ("BTC/USDT:USDT", "BTCUSDT"),
+        (" ethusdt ", "ETHUSDT"),
+    ],
 )
 def test_symbols_are_normalised_to_exchange_neutral_form(given_: str, expected: str) -> None:
     assert normalize_symbol(given_) == expected
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("1m", 60), ("5m", 300), ("1h", 3600), ("4h", 14400), ("1d", 86400), ("1w", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1m", 60), ("5m", 300), ("1h", 3600), ("4h", 14400), ("1d", 86400), ("1w", 604800)],
+)
 def test_timeframes_parse_to_their_length(text: str, seconds: int) -> None:
     assert Timeframe.parse(text).seconds == seconds
 

@@ -43,7 +43,8 @@ app.add_typer(config_app, name="config")
 def _root(
     ctx: typer.Context,
     home: Annotated[
-        Path | None, typer.Option(help="alphaops home folder [env ALPHAOPS_HOME; default ./.alphaops]")
+        Path | None,
+        typer.Option(help="alphaops home folder [env ALPHAOPS_HOME; default ./.alphaops]"),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="YAML config file [env ALPHAOPS_CONFIG]")

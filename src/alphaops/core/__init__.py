@@ -13,10 +13,12 @@ from alphaops.core.errors import (
     ExchangeError,
     ExternalServiceError,
     InsufficientDataError,
+    IntegrityError,
     InvalidNameError,
     NotFoundError,
     SpecError,
     UsageError,
+    VersionConflictError,
 )
 from alphaops.core.home import AlphaOpsHome
 from alphaops.core.names import normalize_symbol, validate_name
@@ -37,11 +39,13 @@ __all__ = [
     "ExchangeError",
     "ExternalServiceError",
     "InsufficientDataError",
+    "IntegrityError",
     "InvalidNameError",
     "NotFoundError",
     "SpecError",
     "Timeframe",
     "UsageError",
+    "VersionConflictError",
     "load_config",
     "normalize_symbol",
     "validate_name",

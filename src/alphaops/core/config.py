@@ -123,7 +123,9 @@ def _read_yaml(file: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {file} is not valid YAML: {exc}", fix="fix its syntax") from exc
+        raise ConfigError(
+            f"config file {file} is not valid YAML: {exc}", fix="fix its syntax"
+        ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -14,6 +14,8 @@ caller does next::
     │   ├── DataValidationError         data_invalid      1     422    repair the listed rows
     │   ├── DataConflictError           data_conflict     1     409    resolve overlapping candles
     │   └── InsufficientDataError       data_insufficient 1     422    provide more history
+    ├── IntegrityError                  integrity_error   1     422    restore or re-publish the named file
+    ├── VersionConflictError            version_conflict  1     409    re-read the current version, retry
     ├── NotFoundError                   not_found         1     404    check the name or import first
     └── ExternalServiceError            external_service  1     503    retry later
         └── ExchangeError               exchange_error    1     503    retry; check the exchange
@@ -46,10 +48,12 @@ __all__ = [
     "ExchangeError",
     "ExternalServiceError",
     "InsufficientDataError",
+    "IntegrityError",
     "InvalidNameError",
     "NotFoundError",
     "SpecError",
     "UsageError",
+    "VersionConflictError",
 ]
 
 
@@ -76,6 +80,10 @@ ERROR_TABLE: dict[str, ErrorCode] = {
         ErrorCode("data_invalid", 1, 422, "candles failed validation"),
         ErrorCode("data_conflict", 1, 409, "new candles disagree with stored candles"),
         ErrorCode("data_insufficient", 1, 422, "not enough history for the request"),
+        ErrorCode(
+            "integrity_error", 1, 422, "a stored file or manifest does not match its checksums"
+        ),
+        ErrorCode("version_conflict", 1, 409, "the expected current version is stale"),
         ErrorCode("not_found", 1, 404, "the named object does not exist"),
         ErrorCode("external_service", 1, 503, "an external service failed"),
         ErrorCode("exchange_error", 1, 503, "the exchange failed or refused the request"),
@@ -181,6 +189,18 @@ class InsufficientDataError(DataError):
     """There is not enough history (rows, warm-up or horizon) for the request."""
 
     code = "data_insufficient"
+
+
+class IntegrityError(AlphaOpsError):
+    """A bundle file or manifest is missing, altered, truncated or unlisted; ``details['file']``."""
+
+    code = "integrity_error"
+
+
+class VersionConflictError(AlphaOpsError):
+    """A compare-and-swap saw another current version than the caller expected."""
+
+    code = "version_conflict"
 
 
 class NotFoundError(AlphaOpsError):

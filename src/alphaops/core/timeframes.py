@@ -5,6 +5,8 @@
 ('4h', 14400, Timedelta('0 days 04:00:00'))
 >>> Timeframe.parse("1h").divides(Timeframe.parse("1d"))
 True
+>>> Timeframe.parse("60m") == Timeframe.parse("1h")
+True
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ class Timeframe:
                 f"timeframe {text!r} is not understood",
                 fix="use a number and one unit of s, m, h, d or w, e.g. '5m', '1h', '1d'",
             )
-        return cls(f"{int(match.group(1))}{match.group(2)}")
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+        # Canonical text uses the largest unit that divides evenly: "60m" is "1h".
+        for unit in ("w", "d", "h", "m", "s"):
+            if seconds % _UNITS[unit] == 0:
+                return cls(f"{seconds // _UNITS[unit]}{unit}")
+        raise AssertionError("unreachable: every length is a whole number of seconds")
 
     @cached_property
     def seconds(self) -> int:

@@ -165,7 +165,9 @@ def _rows(mask: np.ndarray[Any, np.dtype[np.bool_]]) -> tuple[int, tuple[int, ..
     return int(idx.size), tuple(int(i) for i in idx[:_MAX_ROWS_SHOWN])
 
 
-def validate_frame(frame: pd.DataFrame, *, symbol: str, timeframe: str | Timeframe) -> ValidationReport:
+def validate_frame(
+    frame: pd.DataFrame, *, symbol: str, timeframe: str | Timeframe
+) -> ValidationReport:
     """Check a candle frame against the canonical contract; never modify it.
 
     Rows in messages are 0-based positions in ``frame``.
@@ -301,9 +303,7 @@ def _gaps(
 ) -> GapReport:
     where = np.flatnonzero(diffs > step_ms)
     return GapReport(
-        tuple(
-            Gap(ts.iloc[i], ts.iloc[i + 1], int(diffs[i] // step_ms) - 1) for i in where
-        )
+        tuple(Gap(ts.iloc[i], ts.iloc[i + 1], int(diffs[i] // step_ms) - 1) for i in where)
     )
 
 
@@ -317,9 +317,7 @@ class Candles:
     report: ValidationReport
 
     @classmethod
-    def from_frame(
-        cls, frame: pd.DataFrame, *, symbol: str, timeframe: str | Timeframe
-    ) -> Candles:
+    def from_frame(cls, frame: pd.DataFrame, *, symbol: str, timeframe: str | Timeframe) -> Candles:
         """Validate ``frame`` and return it in canonical form; raise on any problem."""
         report = validate_frame(frame, symbol=symbol, timeframe=timeframe)
         report.raise_for_problems()
@@ -344,7 +342,9 @@ class Candles:
         """Return candle open times as int64 milliseconds since the epoch."""
         return self.frame["timestamp"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
 
-    def between(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> Candles:
+    def between(
+        self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
+    ) -> Candles:
         """Return the candles with ``start <= timestamp < end`` (either bound optional)."""
         mask = np.ones(len(self.frame), dtype=bool)
         if start is not None:
