@@ -25,6 +25,7 @@ alphaops.core.errors.DataValidationError: BTCUSDT 1h: 1 problem(s): high_low_inc
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -341,6 +342,19 @@ class Candles:
     def timestamps_ms(self) -> np.ndarray[Any, np.dtype[np.int64]]:
         """Return candle open times as int64 milliseconds since the epoch."""
         return self.frame["timestamp"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Return the sha256 of the symbol, timeframe, timestamps and OHLCV values.
+
+        Two series have the same fingerprint exactly when they hold the same candles; it
+        goes into dataset metadata and model manifests to name the training data.
+        """
+        digest = hashlib.sha256(f"{self.symbol}|{self.timeframe}|".encode())
+        digest.update(np.ascontiguousarray(self.timestamps_ms).tobytes())
+        for column in (*PRICE_COLUMNS, "volume"):
+            digest.update(np.ascontiguousarray(self.frame[column].to_numpy()).tobytes())
+        return digest.hexdigest()
 
     def between(
         self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None

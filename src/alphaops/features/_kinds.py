@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from alphaops.core.errors import SpecError
-from alphaops.features._base import MAX_PERIOD, SpecModel
+from alphaops.core.specs import MAX_PERIOD, SpecModel
 
 __all__ = [
     "ATR",

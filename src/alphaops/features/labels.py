@@ -42,9 +42,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, model_validator
 
 from alphaops.core.errors import InsufficientDataError, SpecError
+from alphaops.core.specs import MAX_PERIOD, SpecModel, canonical_json, sha256_hex
 from alphaops.core.timeframes import Timeframe
 from alphaops.data.candles import Candles
-from alphaops.features._base import MAX_PERIOD, SpecModel, canonical_json, sha256_hex
 
 __all__ = ["DROP_REASONS", "LabelResult", "LabelRule", "make_labels"]
 

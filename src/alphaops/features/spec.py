@@ -37,7 +37,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import Field, ValidationError, model_validator
 
 from alphaops.core.errors import SpecError
-from alphaops.features._base import SpecModel, canonical_json, sha256_hex
+from alphaops.core.specs import SpecModel, canonical_json, sha256_hex
 from alphaops.features._kinds import (
     ATR,
     CONVERGENCE_TOLERANCE,

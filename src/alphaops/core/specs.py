@@ -1,4 +1,4 @@
-"""The frozen base shared by feature and label specs: SpecError conversion and hashing."""
+"""The frozen spec base shared by feature, label and dataset specs: SpecError conversion, hashing."""
 
 from __future__ import annotations
 
