@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -83,14 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlphaOpsError as exc:
         _render_error(exc, wants_json)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         Console(file=sys.stderr).print("[yellow]interrupted[/]")
         return 130
-    except click.ClickException as exc:
-        # click exits usage errors with 2, which alphaops reserves for failed gates.
-        exc.show()
+    except typer.TyperException as exc:
+        # Usage errors: click would exit with 2, which alphaops reserves for failed gates.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            Console(file=sys.stderr).print(str(exc), markup=False)
         return 1
     return result if isinstance(result, int) else 0
 

@@ -1,0 +1,170 @@
+"""Market-data use cases: import, list, check, show and download candles in the home's store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from alphaops.core.config import AlphaOpsConfig
+from alphaops.core.errors import UsageError
+from alphaops.core.home import AlphaOpsHome
+from alphaops.core.names import normalize_symbol
+from alphaops.core.timeframes import Timeframe
+from alphaops.data import (
+    AppendResult,
+    Candles,
+    CandleStore,
+    DownloadProgress,
+    DownloadResult,
+    OHLCVExchange,
+    OnConflict,
+    StoreEntry,
+    ValidationReport,
+    download_candles,
+    infer_symbol_timeframe,
+    make_exchange,
+    read_candles,
+)
+
+__all__ = [
+    "ImportOutcome",
+    "check_data",
+    "download_data",
+    "import_files",
+    "list_data",
+    "open_store",
+    "show_data",
+]
+
+
+def open_store(config: AlphaOpsConfig) -> CandleStore:
+    """Return the candle store inside the configured alphaops home (created if missing)."""
+    return CandleStore(AlphaOpsHome(config.home).ensure().data_dir)
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """One imported file: what it held and what the store did with it."""
+
+    path: Path
+    candles: Candles
+    result: AppendResult
+
+
+def import_files(
+    config: AlphaOpsConfig,
+    paths: Sequence[Path],
+    *,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    on_conflict: OnConflict = "raise",
+    assume_utc: bool = False,
+) -> list[ImportOutcome]:
+    """Read, validate and append each file to the store (nothing is stored from a bad file).
+
+    Without ``symbol``/``timeframe`` they are taken from names like ``BTCUSDT-1h.parquet``.
+    """
+    if not paths:
+        raise UsageError("no files to import", fix="name one or more candle files")
+    if symbol is not None and len(paths) > 1:
+        raise UsageError(
+            f"--symbol {symbol} given for {len(paths)} files",
+            fix="import files of different symbols one by one, or name them SYMBOL-TF.ext",
+        )
+    store = open_store(config)
+    outcomes = []
+    for path in paths:
+        inferred_symbol, inferred_tf = (
+            infer_symbol_timeframe(path) if symbol is None or timeframe is None else (None, None)
+        )
+        candles = read_candles(
+            path,
+            symbol=symbol or str(inferred_symbol),
+            timeframe=timeframe or Timeframe.parse(str(inferred_tf)),
+            assume_utc=assume_utc,
+        )
+        outcomes.append(
+            ImportOutcome(path, candles, store.append(candles, on_conflict=on_conflict))
+        )
+    return outcomes
+
+
+def list_data(config: AlphaOpsConfig) -> list[StoreEntry]:
+    """Return every stored series with its extent, gaps and size."""
+    return open_store(config).list()
+
+
+def check_data(config: AlphaOpsConfig, symbol: str, timeframe: str) -> ValidationReport:
+    """Validate one stored series and report its gaps."""
+    return open_store(config).check(symbol, timeframe)
+
+
+def show_data(
+    config: AlphaOpsConfig,
+    symbol: str,
+    timeframe: str,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    tail: int | None = None,
+    head: int | None = None,
+) -> pd.DataFrame:
+    """Return stored candles (optionally a UTC date range, then the first/last N rows)."""
+    candles = open_store(config).load(
+        symbol,
+        timeframe,
+        None if start is None else _utc(start, "--start"),
+        None if end is None else _utc(end, "--end"),
+    )
+    frame = candles.frame
+    if head is not None:
+        frame = frame.head(head)
+    if tail is not None:
+        frame = frame.tail(tail)
+    return frame
+
+
+def download_data(
+    config: AlphaOpsConfig,
+    symbols: Sequence[str],
+    timeframe: str,
+    *,
+    since: str,
+    until: str | None = None,
+    exchange_id: str | None = None,
+    exchange: OHLCVExchange | None = None,
+    progress: Callable[[DownloadProgress], None] | None = None,
+) -> list[DownloadResult]:
+    """Download closed candles of each symbol into the store, resuming where it stopped.
+
+    ``exchange`` is injectable (tests, or a pre-configured ccxt client); by default the
+    ccxt exchange ``exchange_id`` (or the configured one) is created with rate limiting.
+    """
+    client = exchange or make_exchange(exchange_id or config.download.exchange)
+    store = open_store(config)
+    return [
+        download_candles(
+            client,
+            symbol,
+            timeframe,
+            since=_utc(since, "--since"),
+            until=None if until is None else _utc(until, "--until"),
+            store=store,
+            config=config.download,
+            progress=progress,
+        )
+        for symbol in (normalize_symbol(s) for s in symbols)
+    ]
+
+
+def _utc(text: str, option: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as exc:
+        raise UsageError(
+            f"{option} {text!r} is not a date or time", fix="use ISO form, e.g. 2024-01-31T12:00Z"
+        ) from exc
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

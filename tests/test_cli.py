@@ -1,0 +1,197 @@
+"""The ``alphaops`` command end to end: exit codes, JSON output, the main job."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alphaops.cli import main
+from alphaops.core.config import load_config
+from alphaops.data import Candles
+from alphaops.services.data import download_data, list_data
+from alphaops.testing import FakeExchange
+
+Loader = Callable[[str, str], Candles]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> object:
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err or out
+    return json.loads(out)
+
+
+@pytest.fixture
+def btc_file(tmp_path: Path, load_real: Loader) -> Path:
+    path = tmp_path / "BTCUSDT-1h.parquet"
+    candles = load_real("BTCUSDT", "1h")
+    candles.frame.iloc[-3000:].to_parquet(path)
+    return path
+
+
+def test_quickstart_runs_the_pipeline_on_the_bundled_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(tmp_path / "home")
+    summary = run_json(capsys, "--home", home, "quickstart")
+    assert isinstance(summary, dict)
+    assert summary["imported"] == {"BTCUSDT": 8760, "ETHUSDT": 8760, "SOLUSDT": 8760}
+    assert all(check["ok"] for check in summary["checks"])
+    n, t, f = summary["dataset"]["shape"]
+    assert (t, f) == (64, 11)
+    assert n > 20_000
+    assert Path(summary["dataset"]["npz"]).exists()
+    assert Path(summary["dataset"]["report"]).read_text().startswith("# Dataset")
+    again = run_json(capsys, "--home", home, "quickstart")
+    assert isinstance(again, dict)
+    assert again["imported"] == {"BTCUSDT": 0, "ETHUSDT": 0, "SOLUSDT": 0}
+
+
+def test_quickstart_prints_a_readable_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--home", str(tmp_path), "quickstart")
+    assert code == 0
+    for text in ("BTCUSDT", "SOLUSDT", "windows", "SELL", "HOLD", "BUY", "report:"):
+        assert text in out
+
+
+def test_data_import_list_check_show(
+    tmp_path: Path, btc_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(tmp_path / "home")
+    imported = run_json(capsys, "--home", home, "data", "import", str(btc_file))
+    assert isinstance(imported, list)
+    assert (imported[0]["symbol"], imported[0]["added"]) == ("BTCUSDT", 3000)
+    listed = run_json(capsys, "--home", home, "data", "list")
+    assert isinstance(listed, list)
+    assert [(e["symbol"], e["timeframe"], e["rows"]) for e in listed] == [("BTCUSDT", "1h", 3000)]
+    report = run_json(capsys, "--home", home, "data", "check", "BTCUSDT", "1h")
+    assert isinstance(report, dict)
+    assert report["ok"] is True
+    assert report["gaps"]["count"] == 0
+    shown = run_json(capsys, "--home", home, "data", "show", "BTCUSDT", "1h", "--tail", "3")
+    assert isinstance(shown, list)
+    assert len(shown) == 3
+    assert shown[-1]["timestamp"] == "2025-06-30T23:00:00+00:00"
+
+
+def test_importing_a_bad_file_exits_1_with_a_typed_json_error(
+    tmp_path: Path, load_real: Loader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = load_real("BTCUSDT", "1h").frame.iloc[:100].copy()
+    frame.loc[10, "close"] = np.nan
+    path = tmp_path / "BTCUSDT-1h.parquet"
+    frame.to_parquet(path)
+    code, out, _ = run(capsys, "--home", str(tmp_path / "h"), "data", "import", str(path), "--json")
+    assert code == 1
+    error = json.loads(out)
+    assert error["error"] == "data_invalid"
+    assert "not_finite" in error["message"]
+    assert "rows 10" in error["message"]
+    assert list_data(load_config(environ={}, home=tmp_path / "h")) == []
+
+
+def test_error_for_people_names_the_problem_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--home", str(tmp_path), "data", "show", "BTCUSDT", "1h")
+    assert code == 1
+    assert "not_found" in err
+    assert "fix" in err
+
+
+def test_usage_errors_exit_1_never_the_gate_failure_code_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, _ = run(capsys, "data", "no-such-command")
+    assert code == 1
+    code, _, _ = run(capsys, "dataset", "build", "--lookback", "x", "--symbols", "BTCUSDT")
+    assert code == 1
+
+
+def test_dataset_build_from_the_store(
+    tmp_path: Path, btc_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(tmp_path / "home")
+    run_json(capsys, "--home", home, "data", "import", str(btc_file))
+    built = run_json(
+        capsys,
+        "--home",
+        home,
+        "dataset",
+        "build",
+        "--symbols",
+        "BTCUSDT",
+        "--lookback",
+        "32",
+        "--horizon",
+        "4",
+        "--threshold",
+        "0.01",
+        "--kind",
+        "binary",
+        "--name",
+        "btc",
+    )
+    assert isinstance(built, dict)
+    assert built["classes"] == ["LOSS", "WIN"]
+    assert built["shape"][1:] == [32, 11]
+    assert Path(built["npz"]).name.startswith("btc_")
+
+
+def test_dataset_build_with_a_bad_threshold_is_a_spec_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "--home",
+        str(tmp_path),
+        "dataset",
+        "build",
+        "--symbols",
+        "BTCUSDT",
+        "--threshold",
+        "5",
+        "--json",
+    )
+    assert code == 1
+    assert json.loads(out)["error"] == "spec_invalid"
+
+
+def test_config_show_prints_the_effective_config_and_its_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = run_json(capsys, "--home", str(tmp_path), "config", "show")
+    assert isinstance(shown, dict)
+    assert shown["home"] == str(tmp_path)
+    assert shown["config_hash"] == load_config(environ={}, home=tmp_path).config_hash
+
+
+def test_download_service_stores_what_the_exchange_serves_and_resumes(
+    tmp_path: Path, load_real: Loader
+) -> None:
+    source = load_real("BTCUSDT", "1h").between(
+        pd.Timestamp("2025-01-01", tz="UTC"), pd.Timestamp("2025-02-01", tz="UTC")
+    )
+    exchange = FakeExchange(source, max_limit=200)
+    config = load_config(environ={}, home=tmp_path)
+    (result,) = download_data(
+        config, ["BTC/USDT"], "1h", since="2025-01-01", until="2025-01-20", exchange=exchange
+    )
+    assert (result.symbol, result.added) == ("BTCUSDT", 19 * 24)
+    (resumed,) = download_data(
+        config, ["BTCUSDT"], "1h", since="2025-01-01", until="2025-02-01", exchange=exchange
+    )
+    assert resumed.added == 12 * 24
+    assert list_data(config)[0].rows == 31 * 24
