@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# The test command: install alphaops with its dev tools into .venv, then run every check.
-# Works on a fresh machine (needs python3.11 and access to PyPI). Extra arguments go to pytest.
+# The test command: install alphaops with its dev tools into .venv, start the throwaway
+# services the tests use (PostgreSQL and an S3 protocol server, loopback only; see
+# scripts/services.sh), then run every check. Works on a fresh machine with python3.11 and
+# access to PyPI and Debian's packages. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+pip_install() { # quiet on success, the whole log on failure
+  local log; log=$(mktemp)
+  .venv/bin/python -m pip install --disable-pip-version-check "$@" >"$log" 2>&1 || { cat "$log"; exit 1; }
+  rm -f "$log"
+}
+# torch first and pinned: a CPU build from local disk; nothing may resolve another torch.
+pip_install 'torch==2.13.0'
+pip_install -e '.[dev]'
 echo "== ruff"; .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 echo "== mypy --strict"; .venv/bin/mypy src
 echo "== import-linter"; .venv/bin/lint-imports
+echo "== services"; bash scripts/services.sh start
+trap 'bash scripts/services.sh stop' EXIT
 echo "== pytest"; .venv/bin/python -m pytest "$@"

@@ -31,11 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alphaops.core.errors import ConfigError
 
-__all__ = ["AlphaOpsConfig", "DownloadConfig", "load_config"]
+__all__ = ["AlphaOpsConfig", "DownloadConfig", "RegistryConfig", "load_config"]
 
 ENV_PREFIX = "ALPHAOPS_"
-# Environment variables with the prefix that are not configuration keys.
-_NOT_CONFIG = {"ALPHAOPS_CONFIG", "ALPHAOPS_TEST_DATA"}
+# Environment variables with the prefix that are not configuration keys: the config file
+# itself, and everything the test suite reads (ALPHAOPS_TEST_DATA, ALPHAOPS_TEST_PG_URL, …).
+_NOT_CONFIG = {"ALPHAOPS_CONFIG"}
+_NOT_CONFIG_PREFIX = "ALPHAOPS_TEST_"
 
 
 class _Frozen(BaseModel):
@@ -57,6 +59,19 @@ class DownloadConfig(_Frozen):
     )
 
 
+class RegistryConfig(_Frozen):
+    """Where the model registry keeps its metadata and artifacts."""
+
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the registry database (e.g. postgresql://…); "
+        "default: SQLite in the home.",
+    )
+    artifacts: str | None = Field(
+        None, description="Artifact folder or s3://bucket/prefix; default: <home>/artifacts."
+    )
+
+
 class AlphaOpsConfig(_Frozen):
     """Everything alphaops reads from the environment, in one frozen, hashable object."""
 
@@ -68,6 +83,7 @@ class AlphaOpsConfig(_Frozen):
         "INFO", description="Log level for alphaops loggers."
     )
     download: DownloadConfig = Field(default_factory=lambda: DownloadConfig())
+    registry: RegistryConfig = Field(default_factory=lambda: RegistryConfig())
 
     @property
     def config_hash(self) -> str:
@@ -92,7 +108,12 @@ def load_config(
         file = Path(env["ALPHAOPS_CONFIG"])
     values: dict[str, Any] = _read_yaml(file) if file is not None else {}
     for key, raw in sorted(env.items()):
-        if not key.startswith(ENV_PREFIX) or key in _NOT_CONFIG or raw == "":
+        if (
+            not key.startswith(ENV_PREFIX)
+            or key in _NOT_CONFIG
+            or key.startswith(_NOT_CONFIG_PREFIX)
+            or raw == ""
+        ):
             continue
         path = key[len(ENV_PREFIX) :].lower().split("__")
         _set_nested(values, path, raw)

@@ -1,0 +1,56 @@
+"""The model registry: immutable, checksummed bundles with atomic aliases and an audit log.
+
+Open one with :func:`open_registry`, then ``publish`` bundles, ``resolve`` references such as
+``BTCUSDT/lightgbm@champion``, ``promote`` with compare-and-swap, ``rollback``, and read
+``history`` and ``generation``, and ``record_gates``/``latest_gates`` after a gate run. See ``docs/manifest.schema.json`` for the bundle manifest.
+"""
+
+from alphaops.registry._maintenance import (
+    DoctorReport,
+    Finding,
+    PrunePolicy,
+    PruneReport,
+    VerifyReport,
+)
+from alphaops.registry._types import (
+    ANY,
+    AliasMove,
+    AnyVersion,
+    AuditRecord,
+    GateAttachment,
+    GateRun,
+    ModelVersion,
+    VersionStatus,
+)
+from alphaops.registry.bundle import Bundle, verify_bundle, write_bundle
+from alphaops.registry.manifest import Manifest, manifest_json_schema
+from alphaops.registry.refs import ModelKey, ModelRef, parse_key, parse_ref
+from alphaops.registry.registry import NOTIFY_CHANNEL, Registry, open_registry
+
+__all__ = [
+    "ANY",
+    "NOTIFY_CHANNEL",
+    "AliasMove",
+    "AnyVersion",
+    "AuditRecord",
+    "Bundle",
+    "DoctorReport",
+    "Finding",
+    "GateAttachment",
+    "GateRun",
+    "Manifest",
+    "ModelKey",
+    "ModelRef",
+    "ModelVersion",
+    "PrunePolicy",
+    "PruneReport",
+    "Registry",
+    "VerifyReport",
+    "VersionStatus",
+    "manifest_json_schema",
+    "open_registry",
+    "parse_key",
+    "parse_ref",
+    "verify_bundle",
+    "write_bundle",
+]

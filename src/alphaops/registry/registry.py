@@ -1,0 +1,469 @@
+"""The registry: publish bundles, resolve references, move aliases by compare-and-swap.
+
+The database is the source of truth. A version is visible only once its files are written and
+verified at their final place; every alias move bumps the registry-wide generation and writes
+its audit record in the same transaction.
+
+>>> import tempfile, pathlib
+>>> from alphaops.registry.testing import build_tiny_bundle
+>>> tmp = pathlib.Path(tempfile.mkdtemp())
+>>> with open_registry(tmp / "home") as reg:
+...     v1 = reg.publish(build_tiny_bundle(tmp / "b1", seed=1))
+...     move = reg.promote("BTCUSDT/logreg/1", expect=None, reason="first model")
+...     reg.resolve("BTCUSDT/logreg@champion").version, reg.generation()
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+
+from alphaops.core.errors import (
+    NotFoundError,
+    UsageError,
+    VersionConflictError,
+)
+from alphaops.core.home import AlphaOpsHome
+from alphaops.registry import _schema as t
+from alphaops.registry._artifacts import ArtifactStore
+from alphaops.registry._db import Database, as_utc, database_url_for
+from alphaops.registry._gate_log import GateLog
+from alphaops.registry._moves import NOTIFY_CHANNEL, AliasMoves, _is, _now
+from alphaops.registry._types import (
+    AuditRecord,
+    ModelVersion,
+    VersionStatus,
+    check_transition,
+)
+from alphaops.registry.bundle import Bundle, sha256_bytes, verify_bundle
+from alphaops.registry.manifest import MANIFEST_FILE
+from alphaops.registry.refs import (
+    ModelKey,
+    ModelRef,
+    parse_key,
+    parse_ref,
+)
+
+if TYPE_CHECKING:
+    from alphaops.registry._maintenance import DoctorReport, PrunePolicy, PruneReport, VerifyReport
+    from alphaops.registry._notify import AliasListener
+
+__all__ = ["NOTIFY_CHANNEL", "Registry", "open_registry"]
+_ALLOCATE_RETRIES = 50
+
+
+def open_registry(
+    url_or_home: str | Path | AlphaOpsHome,
+    *,
+    artifacts: str | Path | None = None,
+    storage_options: dict[str, Any] | None = None,
+    actor: str | None = None,
+) -> Registry:
+    """Open (creating or migrating if needed) a registry.
+
+    ``url_or_home`` is an alphaops home (folder or :class:`AlphaOpsHome`: SQLite in WAL mode at
+    ``alphaops.db``, artifacts in ``artifacts/``) or a database URL (``sqlite:///…``,
+    ``postgresql://…``), in which case ``artifacts`` (a folder or ``s3://bucket/prefix``) is
+    required. ``storage_options`` go to fsspec (e.g. ``{"endpoint_url": …}`` for S3).
+    """
+    if isinstance(url_or_home, str) and "://" in url_or_home:
+        if artifacts is None:
+            raise UsageError(
+                f"registry database {url_or_home!r} needs an artifact location",
+                fix="pass artifacts='s3://bucket/prefix' or a folder",
+            )
+        db_url = url_or_home
+    else:
+        home = (
+            url_or_home
+            if isinstance(url_or_home, AlphaOpsHome)
+            else AlphaOpsHome(Path(url_or_home))
+        )
+        db_url = database_url_for(home.database_path)
+        artifacts = home.artifacts_dir if artifacts is None else artifacts
+    return Registry(Database(db_url), ArtifactStore(str(artifacts), storage_options), actor=actor)
+
+
+class Registry(AliasMoves, GateLog):
+    """A model registry over one database and one artifact store (see :func:`open_registry`).
+
+    Gate results recorded after publish (the bundle is immutable) go through
+    :meth:`record_gates` and are read with :meth:`latest_gates`, :meth:`gate_runs`,
+    :meth:`gate_verdicts` and :meth:`read_gate_attachment`.
+    """
+
+    def __init__(self, database: Database, artifacts: ArtifactStore, *, actor: str | None = None):
+        self.database = database
+        self.artifacts = artifacts
+        self.actor = actor or _default_actor()
+        self.host = socket.gethostname()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.database.close()
+
+    def __repr__(self) -> str:
+        return f"Registry({self.database.safe_url!r}, artifacts={self.artifacts.url!r})"
+
+    # -- publish -------------------------------------------------------------------------
+
+    def publish(self, bundle: Bundle | Path | str, *, actor: str | None = None) -> ModelVersion:
+        """Verify ``bundle``, copy it in, and make it visible as the next version of its model.
+
+        The files go to a staging folder, are verified, get a version number (unique per
+        symbol/type, allocated atomically), are moved into place and verified again; only then
+        does the version become visible. A crash before that leaves no visible version.
+        """
+        if not isinstance(bundle, Bundle):
+            bundle = Bundle.load(bundle)
+        manifest = bundle.manifest
+        key = ModelKey(manifest.symbol, manifest.model_type)
+        raw_manifest = (bundle.path / MANIFEST_FILE).read_bytes()
+        manifest_sha = sha256_bytes(raw_manifest)
+        fs = self.artifacts.fs
+        staging = self.artifacts.new_staging_dir()
+        fs.put_folder(bundle.path, staging)
+        verify_bundle(fs, staging, smoke_test=False, manifest_sha256=manifest_sha)
+        size = sum(f.size for f in manifest.files) + len(raw_manifest)
+        actor = actor or self.actor
+        row_id, version = self._reserve_version(
+            key, raw_manifest.decode(), manifest_sha, size, actor
+        )
+        final = self.artifacts.version_dir(key, version)
+        try:
+            fs.move_tree(staging, final)
+            verify_bundle(fs, final, smoke_test=False, manifest_sha256=manifest_sha)
+        except BaseException:
+            self._set_status(row_id, VersionStatus.FAILED)
+            raise
+        with self.database.write() as conn:
+            self._set_status_in(conn, row_id, VersionStatus.READY)
+            gen = self._generation_in(conn)
+            self._audit(conn, "publish", key, None, None, version, "published", actor, gen)
+        return self.get(key, version)
+
+    def _reserve_version(
+        self, key: ModelKey, manifest: str, sha: str, size: int, actor: str
+    ) -> tuple[int, int]:
+        # SQLite serializes writers (BEGIN IMMEDIATE); on PostgreSQL two publishers may pick the
+        # same number, the unique constraint refuses the second and it retries.
+        for _ in range(_ALLOCATE_RETRIES):
+            try:
+                with self.database.write() as conn:
+                    model_id = self._ensure_model(conn, key)
+                    last = conn.execute(
+                        select(func.max(t.versions.c.version)).where(*_is(t.versions, key))
+                    ).scalar()
+                    version = int(last or 0) + 1
+                    now = _now()
+                    row_id = conn.execute(
+                        insert(t.versions).values(
+                            model_id=model_id,
+                            symbol=key.symbol,
+                            model_type=key.model_type,
+                            version=version,
+                            status=VersionStatus.PENDING.value,
+                            manifest=manifest,
+                            manifest_sha256=sha,
+                            size_bytes=size,
+                            created_at=now,
+                            created_by=actor,
+                        )
+                    ).inserted_primary_key
+                    assert row_id is not None
+                    return int(row_id[0]), version
+            except SqlIntegrityError:
+                continue
+        raise VersionConflictError(
+            f"could not allocate a version of {key} after {_ALLOCATE_RETRIES} attempts",
+            fix="retry; many publishers are racing on the same model",
+        )
+
+    def _ensure_model(self, conn: Connection, key: ModelKey) -> int:
+        found = conn.execute(select(t.models.c.id).where(*_is(t.models, key))).scalar()
+        if found is not None:
+            return int(found)
+        with conn.begin_nested():
+            conn.execute(
+                insert(t.models).values(
+                    symbol=key.symbol, model_type=key.model_type, created_at=_now()
+                )
+            )
+        return int(conn.execute(select(t.models.c.id).where(*_is(t.models, key))).scalar_one())
+
+    def _set_status(self, row_id: int, status: VersionStatus) -> None:
+        with self.database.write() as conn:
+            self._set_status_in(conn, row_id, status)
+
+    def _set_status_in(self, conn: Connection, row_id: int, status: VersionStatus) -> None:
+        current = conn.execute(
+            select(t.versions.c.status).where(t.versions.c.id == row_id)
+        ).scalar()
+        if current is None:
+            raise NotFoundError(f"version row {row_id} vanished", fix="run 'registry doctor'")
+        check_transition(VersionStatus(current), status)
+        values: dict[str, Any] = {"status": status.value}
+        if status is VersionStatus.READY:
+            values["ready_at"] = _now()
+        conn.execute(update(t.versions).where(t.versions.c.id == row_id).values(**values))
+
+    # -- read ----------------------------------------------------------------------------
+
+    def resolve(self, ref: str | ModelRef) -> ModelVersion:
+        """Return the ready version a reference names (``@latest`` is ``@champion``)."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        key = parsed.key
+        # One statement (the version row joined with all its aliases): resolving is the hot path.
+        params: dict[str, str | int | None] = {"symbol": key.symbol, "model_type": key.model_type}
+        if parsed.version is not None:
+            query, params["version"] = _RESOLVE_VERSION, parsed.version
+        else:
+            query, params["alias"] = _RESOLVE_ALIAS, parsed.alias
+        with self.database.read() as conn:
+            rows = conn.execute(query, params).all()
+        if not rows:
+            if parsed.version is None:
+                raise NotFoundError(
+                    f"{parsed} is not set",
+                    fix=f"promote a version: alphaops registry promote {key}/N",
+                    ref=str(parsed),
+                )
+            raise _missing(key, parsed.version, None)
+        if rows[0].status != VersionStatus.READY.value:
+            raise _missing(key, int(rows[0].version), rows[0].status)
+        aliases = tuple(sorted(r.alias_name for r in rows if r.alias_name is not None))
+        return self._to_version(rows[0], aliases)
+
+    def get(self, key: ModelKey | str, version: int) -> ModelVersion:
+        """Return one ready version of ``key``."""
+        key = parse_key(key) if isinstance(key, str) else key
+        with self.database.read() as conn:
+            return self._get_in(conn, key, version)
+
+    def _get_in(self, conn: Connection, key: ModelKey, version: int) -> ModelVersion:
+        row = conn.execute(
+            select(t.versions).where(*_is(t.versions, key), t.versions.c.version == version)
+        ).first()
+        if row is None or row.status != VersionStatus.READY.value:
+            raise _missing(key, version, None if row is None else row.status)
+        aliases = conn.execute(
+            select(t.aliases.c.alias).where(*_is(t.aliases, key), t.aliases.c.version == version)
+        ).scalars()
+        return self._to_version(row, tuple(sorted(aliases)))
+
+    def _to_version(self, row: Row[Any], aliases: tuple[str, ...]) -> ModelVersion:
+        key = ModelKey(row.symbol, row.model_type)
+        return ModelVersion(
+            key=key,
+            version=int(row.version),
+            status=VersionStatus(row.status),
+            manifest_json=row.manifest,
+            manifest_sha256=row.manifest_sha256,
+            size_bytes=int(row.size_bytes),
+            created_at=as_utc(row.created_at),
+            created_by=row.created_by,
+            location=self.artifacts.display(self.artifacts.version_dir(key, int(row.version))),
+            aliases=aliases,
+        )
+
+    def list_models(self) -> list[ModelKey]:
+        """Return every model key that has ever been published, sorted."""
+        with self.database.read() as conn:
+            rows = conn.execute(select(t.models.c.symbol, t.models.c.model_type)).all()
+        return sorted(ModelKey(r.symbol, r.model_type) for r in rows)
+
+    def list_versions(
+        self,
+        key: ModelKey | str | None = None,
+        *,
+        symbol: str | None = None,
+        all_statuses: bool = False,
+    ) -> list[ModelVersion]:
+        """Return versions (ready only unless ``all_statuses``), for one key, symbol or all."""
+        key = parse_key(key) if isinstance(key, str) else key
+        query = select(t.versions)
+        alias_query = select(t.aliases)
+        if key is not None:
+            query = query.where(*_is(t.versions, key))
+            alias_query = alias_query.where(*_is(t.aliases, key))
+        elif symbol is not None:
+            query = query.where(t.versions.c.symbol == symbol)
+            alias_query = alias_query.where(t.aliases.c.symbol == symbol)
+        if not all_statuses:
+            query = query.where(t.versions.c.status == VersionStatus.READY.value)
+        query = query.order_by(t.versions.c.symbol, t.versions.c.model_type, t.versions.c.version)
+        with self.database.read() as conn:
+            rows = conn.execute(query).all()
+            alias_rows = conn.execute(alias_query).all()
+        by_version: dict[tuple[str, str, int], list[str]] = {}
+        for a in alias_rows:
+            by_version.setdefault((a.symbol, a.model_type, a.version), []).append(a.alias)
+        return [
+            self._to_version(
+                r, tuple(sorted(by_version.get((r.symbol, r.model_type, r.version), [])))
+            )
+            for r in rows
+        ]
+
+    def aliases(self, key: ModelKey | str) -> dict[str, int]:
+        """Return ``{alias: version}`` for ``key``."""
+        key = parse_key(key) if isinstance(key, str) else key
+        with self.database.read() as conn:
+            rows = conn.execute(select(t.aliases).where(*_is(t.aliases, key))).all()
+        return {r.alias: int(r.version) for r in sorted(rows, key=lambda r: r.alias)}
+
+    def generation(self) -> int:
+        """Return the registry-wide generation number (it grows with every alias move)."""
+        with self.database.read() as conn:
+            return self._generation_in(conn)
+
+    def history(
+        self, key: ModelKey | str | None = None, *, limit: int | None = None
+    ) -> list[AuditRecord]:
+        """Return the audit log (oldest first), for one model or all; ``limit`` keeps the newest."""
+        key = parse_key(key) if isinstance(key, str) else key
+        query = select(t.audit_log).order_by(t.audit_log.c.id.desc())
+        if key is not None:
+            query = query.where(*_is(t.audit_log, key))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.database.read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            AuditRecord(
+                id=int(r.id),
+                at=as_utc(r.at),
+                actor=r.actor,
+                action=r.action,
+                key=ModelKey(r.symbol, r.model_type),
+                alias=r.alias,
+                from_version=r.from_version,
+                to_version=r.to_version,
+                reason=r.reason,
+                host=r.host,
+                code_version=r.code_version,
+                generation=int(r.generation),
+            )
+            for r in reversed(rows)
+        ]
+
+    def load(self, ref: str | ModelRef, *, cache_dir: Path | None = None) -> Bundle:
+        """Return the verified bundle a reference names (downloaded to ``cache_dir`` if remote)."""
+        found = self.resolve(ref)
+        source = self.artifacts.version_dir(found.key, found.version)
+        verify_bundle(self.artifacts.fs, source, manifest_sha256=found.manifest_sha256)
+        if self.artifacts.local:
+            return Bundle(Path(source), found.manifest)
+        import tempfile
+
+        target = (cache_dir or Path(tempfile.mkdtemp(prefix="alphaops-bundle-"))) / (
+            f"{found.key.symbol}-{found.key.model_type}-{found.version}"
+        )
+        for rel in self.artifacts.fs.sizes(source):
+            path = target / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(self.artifacts.fs.read_bytes(f"{source}/{rel}"))
+        return Bundle.load(target)
+
+    def listen(self) -> AliasListener:
+        """Return a listener that receives every alias move (PostgreSQL only).
+
+        Elsewhere, poll :meth:`generation`: it changes with every alias move.
+        """
+        from alphaops.registry._notify import AliasListener
+
+        return AliasListener(self.database.url, NOTIFY_CHANNEL)
+
+    # -- maintenance (see _maintenance.py) -----------------------------------------------
+
+    def verify(self, ref: str | ModelRef | None = None, *, smoke_test: bool = True) -> VerifyReport:
+        """Check the files and manifest of one version (or all), and that aliases are sound."""
+        from alphaops.registry._maintenance import verify
+
+        return verify(self, ref, smoke_test=smoke_test)
+
+    def prune(
+        self, policy: PrunePolicy, *, dry_run: bool = False, reason: str = "retention"
+    ) -> PruneReport:
+        """Remove versions outside ``policy``; never champion, challenger, previous or any alias."""
+        from alphaops.registry._maintenance import prune
+
+        return prune(self, policy, dry_run=dry_run, reason=reason)
+
+    def doctor(self, *, fix: bool = False, grace_s: float = 3600.0) -> DoctorReport:
+        """Find (and with ``fix`` repair) orphaned files, stuck versions and stale links."""
+        from alphaops.registry._maintenance import doctor
+
+        return doctor(self, fix=fix, grace_s=grace_s)
+
+    def export(self, ref: str | ModelRef, archive: Path) -> Path:
+        """Write the version ``ref`` names as one ``.tar.gz`` archive."""
+        from alphaops.registry._maintenance import export_version
+
+        return export_version(self, ref, archive)
+
+    def import_archive(self, archive: Path, *, actor: str | None = None) -> ModelVersion:
+        """Verify an archive made by :meth:`export` and publish it as a new version."""
+        from alphaops.registry._maintenance import import_archive
+
+        return import_archive(self, archive, actor=actor)
+
+
+def _same_version(left: Any, right: Any) -> Any:
+    return (
+        (left.c.symbol == right.c.symbol)
+        & (left.c.model_type == right.c.model_type)
+        & (left.c.version == right.c.version)
+    )
+
+
+_A, _V, _A2 = t.aliases.alias("a"), t.versions.alias("v"), t.aliases.alias("a2")
+# Built once: constructing statements per call costs more than running them.
+_RESOLVE_VERSION = (
+    select(_V, _A2.c.alias.label("alias_name"))
+    .select_from(_V.outerjoin(_A2, _same_version(_A2, _V)))
+    .where(
+        _V.c.symbol == bindparam("symbol"),
+        _V.c.model_type == bindparam("model_type"),
+        _V.c.version == bindparam("version"),
+    )
+)
+_RESOLVE_ALIAS = (
+    select(_V, _A2.c.alias.label("alias_name"))
+    .select_from(_A.join(_V, _same_version(_V, _A)).outerjoin(_A2, _same_version(_A2, _V)))
+    .where(
+        _A.c.symbol == bindparam("symbol"),
+        _A.c.model_type == bindparam("model_type"),
+        _A.c.alias == bindparam("alias"),
+    )
+)
+
+
+def _missing(key: ModelKey, version: int, status: str | None) -> NotFoundError:
+    return NotFoundError(
+        f"{key}/{version} does not exist" + (f" (it is {status})" if status else ""),
+        fix=f"list versions with: alphaops registry list {key}",
+        ref=f"{key}/{version}",
+    )
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

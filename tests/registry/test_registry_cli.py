@@ -1,0 +1,162 @@
+"""``alphaops registry …`` end to end through ``alphaops.cli.main`` on a temporary home."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from alphaops.cli import main
+
+KEY = "BTCUSDT/logreg"
+
+
+@pytest.fixture
+def cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables: wide enough not to wrap cells
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["--home", str(home), "registry", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def published(cli: Callable[..., tuple[int, str, str]], make_bundle: Callable[..., Path]) -> None:
+    for seed in (1, 2, 3):
+        code, out, _ = cli("publish", str(make_bundle(seed=seed, metrics={"accuracy": seed / 10})))
+        assert code == 0, out
+    assert cli("promote", f"{KEY}/1", "--expect", "none", "--reason", "first")[0] == 0
+
+
+def test_list_shows_versions_with_aliases(
+    cli: Callable[..., tuple[int, str, str]], published: None
+) -> None:
+    code, out, _ = cli("list", "--json")
+    rows = json.loads(out)
+    assert code == 0
+    assert [(r["version"], r["aliases"]) for r in rows] == [
+        (1, ["champion"]),
+        (2, []),
+        (3, []),
+    ]
+    code, out, _ = cli("list", "BTCUSDT")
+    assert code == 0
+    assert "BTCUSDT/logreg" in out
+    assert "champion" in out
+
+
+def test_show_and_diff_describe_versions(
+    cli: Callable[..., tuple[int, str, str]], published: None
+) -> None:
+    code, out, _ = cli("show", f"{KEY}@champion", "--json")
+    assert code == 0
+    assert json.loads(out)["version"] == 1
+    code, out, _ = cli("diff", f"{KEY}/1", f"{KEY}/2", "--json")
+    changes = json.loads(out)
+    assert code == 0
+    assert changes["metrics"]["accuracy"] == [0.1, 0.2]
+    assert "model.onnx" in changes["files"]
+    assert changes["build"]["seed"] == [1, 2]
+    code, out, _ = cli("show", f"{KEY}/2")
+    assert code == 0
+    assert "model.onnx" in out
+
+
+def test_promote_with_a_stale_expect_exits_1_with_the_current_version(
+    cli: Callable[..., tuple[int, str, str]], published: None
+) -> None:
+    assert cli("promote", f"{KEY}/2", "--expect", "1", "--reason", "better")[0] == 0
+    code, out, _ = cli("promote", f"{KEY}/3", "--expect", "1", "--reason", "stale", "--json")
+    error = json.loads(out)
+    assert code == 1
+    assert error["error"] == "version_conflict"
+    assert "--expect 2" in error["fix"]
+
+
+def test_rollback_and_history_show_every_move(
+    cli: Callable[..., tuple[int, str, str]], published: None
+) -> None:
+    cli("promote", f"{KEY}/2", "--expect", "1", "--reason", "better")
+    code, out, _ = cli("rollback", KEY, "--reason", "constant output", "--json")
+    assert code == 0
+    assert json.loads(out)["to_version"] == 1
+    code, out, _ = cli("history", KEY, "--json")
+    actions = [(r["action"], r["to_version"], r["reason"]) for r in json.loads(out)]
+    assert actions[-3:] == [
+        ("promote", 1, "first"),
+        ("promote", 2, "better"),
+        ("rollback", 1, "constant output"),
+    ]
+    code, out, _ = cli("history", KEY)
+    assert code == 0
+    assert "constant output" in out
+
+
+def test_alias_set_and_rm(cli: Callable[..., tuple[int, str, str]], published: None) -> None:
+    assert cli("alias", "set", KEY, "challenger", "3", "--reason", "shadow it")[0] == 0
+    assert json.loads(cli("show", f"{KEY}@challenger", "--json")[1])["version"] == 3
+    assert cli("alias", "rm", KEY, "challenger", "--reason", "done")[0] == 0
+    code, out, _ = cli("show", f"{KEY}@challenger", "--json")
+    assert code == 1
+    assert json.loads(out)["error"] == "not_found"
+
+
+def test_verify_exits_1_and_names_the_damaged_file(
+    cli: Callable[..., tuple[int, str, str]], published: None, tmp_path: Path
+) -> None:
+    assert cli("verify")[0] == 0
+    target = tmp_path / "home" / "artifacts" / "BTCUSDT" / "logreg" / "2" / "model.onnx"
+    target.write_bytes(target.read_bytes()[:-1])
+    code, _out, err = cli("verify")
+    assert code == 1
+    assert "model.onnx" in err
+    assert "integrity_error" in err
+    assert cli("verify", f"{KEY}/1", "--json")[0] == 0
+
+
+def test_prune_never_removes_aliased_versions(
+    cli: Callable[..., tuple[int, str, str]], published: None
+) -> None:
+    code, out, _ = cli("prune", "--keep-last", "0", "--json")
+    assert code == 0
+    assert json.loads(out)["removed"] == [f"{KEY}/2", f"{KEY}/3"]
+    assert [r["version"] for r in json.loads(cli("list", "--json")[1])] == [1]
+
+
+def test_doctor_fixes_a_stale_latest_link(
+    cli: Callable[..., tuple[int, str, str]], published: None, tmp_path: Path
+) -> None:
+    link = tmp_path / "home" / "artifacts" / "BTCUSDT" / "logreg" / "latest"
+    link.unlink()
+    code, out, _ = cli("doctor", "--json")
+    assert code == 0
+    assert [f["kind"] for f in json.loads(out)["findings"]] == ["stale_link"]
+    assert cli("doctor", "--fix")[0] == 0
+    assert link.resolve().name == "1"
+    assert "healthy" in cli("doctor")[1]
+
+
+def test_export_then_import_round_trips_one_archive(
+    cli: Callable[..., tuple[int, str, str]], published: None, tmp_path: Path
+) -> None:
+    archive = tmp_path / "v2.tar.gz"
+    assert cli("export", f"{KEY}/2", "-o", str(archive))[0] == 0
+    code, out, _ = cli("import", str(archive), "--json")
+    assert code == 0
+    assert json.loads(out)["version"] == 4
+
+
+def test_unsafe_reference_exits_1_with_the_name_error(
+    cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    code, out, _ = cli("show", "BTCUSDT/../../etc@champion", "--json")
+    assert code == 1
+    assert json.loads(out)["error"] == "name_invalid"
