@@ -1,0 +1,186 @@
+"""Benchmark training: end to end per family, parallel symbols, cancellation, progress.
+
+- ``*_e2e_s``: features → train → ONNX export with parity → publish (a temporary registry),
+  on the full BTCUSDT 1h history of ``../shared/data``. LightGBM runs with its defaults
+  (early stopping); the torch models run a fixed number of epochs (``TORCH_EPOCHS``).
+- ``symbols5_*``: LightGBM on BTC, ETH, SOL, BNB and ADA (full 1h history), one after another
+  and on 2 workers (process pool; local Ray, whose start-up is ``ray_start_s``).
+- ``cancel_*``: latency from ``CancelToken.cancel()`` to the job raising, for cancels at
+  random moments during training (trees and torch).
+- ``progress_*``: intervals between updates forwarded by a 300 ms ProgressBridge.
+
+Run: ``.venv/bin/python benchmarks/run.py training``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaops.core.errors import CancelledError
+from alphaops.data.candles import Candles
+from alphaops.features import LabelRule
+from alphaops.registry import open_registry
+from alphaops.training import CancelToken, ProgressBridge, TrainingJob, publish_trained, train_job
+from alphaops.training.fanout import run_jobs
+
+DATA = Path(
+    os.environ.get("ALPHAOPS_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "ADAUSDT")
+RULE = LabelRule(kind="ternary", horizon=4, threshold=0.01)
+TORCH_EPOCHS = 1
+CANCEL_SAMPLES = 12
+
+
+def _candles(symbol: str, bars: int | None = None) -> Candles:
+    frame = pd.read_parquet(DATA / f"{symbol}-1h.parquet")
+    if bars is not None:
+        frame = frame.tail(bars)
+    return Candles.from_frame(frame, symbol=symbol, timeframe="1h")
+
+
+def _job(model: str, symbol: str = "BTCUSDT", **params: Any) -> TrainingJob:
+    return TrainingJob(symbols=(symbol,), timeframe="1h", model=model, label=RULE, params=params)
+
+
+def _end_to_end(model: str, candles: dict[str, Candles], **params: Any) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp, open_registry(Path(tmp) / "home") as registry:
+        started = time.perf_counter()
+        trained = train_job(_job(model, **params), candles)
+        publish_trained(trained, registry)
+        total = time.perf_counter() - started
+    return {
+        f"{model}_e2e_s": total,
+        f"{model}_fit_s": trained.metrics["fit_seconds"],
+        f"{model}_train_rows": trained.metrics["train_rows"],
+        f"{model}_val_accuracy": trained.metrics["val_accuracy"],
+        f"{model}_parity_max_abs_diff": trained.metrics["onnx_parity_max_abs_diff"],
+    }
+
+
+def _cancel_latency(model: str, candles: dict[str, Candles], params: dict[str, Any]) -> list[float]:
+    rng = random.Random(0)
+    latencies: list[float] = []
+    job = _job(model, **params)
+    for _ in range(CANCEL_SAMPLES):
+        token = CancelToken()
+        training = threading.Event()
+        stopped: list[float] = []
+
+        def work(
+            token: CancelToken = token,
+            training: threading.Event = training,
+            stopped: list[float] = stopped,
+        ) -> None:
+            try:
+                train_job(job, candles, callbacks=[lambda *_: training.set()], cancel=token)
+            except CancelledError:
+                stopped.append(time.monotonic())
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        training.wait(timeout=600)
+        time.sleep(rng.uniform(0.0, 0.5))  # cancel at a random moment during training
+        token.cancel()
+        thread.join()
+        if stopped and token.cancelled_at is not None:
+            latencies.append(stopped[0] - token.cancelled_at)
+    return latencies
+
+
+def _percentiles(prefix: str, values: list[float]) -> dict[str, float]:
+    if not values:
+        return {f"{prefix}_samples": 0}
+    array = np.asarray(values) * 1000
+    return {
+        f"{prefix}_p50_ms": float(np.percentile(array, 50)),
+        f"{prefix}_p95_ms": float(np.percentile(array, 95)),
+        f"{prefix}_max_ms": float(array.max()),
+        f"{prefix}_samples": len(values),
+    }
+
+
+def _progress(model: str, candles: dict[str, Candles], **params: Any) -> dict[str, float]:
+    raw: list[int] = []
+    bridge = ProgressBridge(lambda _: None, interval=0.3)
+    train_job(_job(model, **params), candles, callbacks=[lambda *_: raw.append(1), bridge])
+    bridge.flush()
+    gaps = np.asarray(bridge.intervals) * 1000
+    return {
+        f"progress_{model}_callbacks": len(raw),
+        f"progress_{model}_forwarded": len(gaps) + 1,
+        f"progress_{model}_interval_min_ms": float(gaps.min()) if gaps.size else 0.0,
+        f"progress_{model}_interval_p50_ms": float(np.percentile(gaps, 50)) if gaps.size else 0.0,
+        f"progress_{model}_interval_p95_ms": float(np.percentile(gaps, 95)) if gaps.size else 0.0,
+    }
+
+
+def run() -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    btc = {"BTCUSDT": _candles("BTCUSDT")}
+    figures["btc_bars"] = len(btc["BTCUSDT"])
+    figures |= _end_to_end("lightgbm", btc)
+    fixed = {"max_epochs": TORCH_EPOCHS, "patience": TORCH_EPOCHS}
+    figures |= _end_to_end("lstm", btc, **fixed)
+    figures |= _end_to_end("patchtst", btc, **fixed)
+
+    market = {s: _candles(s) for s in SYMBOLS}
+    import ray
+
+    started = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    figures["ray_start_s"] = time.perf_counter() - started
+    try:
+        # LightGBM defaults (early stopping, ~2 s a job) and a fixed 600 rounds (more work).
+        heavier = {"n_estimators": 600, "early_stopping_rounds": 0}
+        for name, params in (("", {}), ("_600r", heavier)):
+            jobs = [_job("lightgbm", s, **params) for s in SYMBOLS]
+            for executor in ("sequential", "process", "ray"):
+                started = time.perf_counter()
+                outcomes = run_jobs(jobs, market, executor=executor, max_workers=2)  # type: ignore[arg-type]
+                figures[f"symbols5{name}_{executor}_s"] = time.perf_counter() - started
+                ok = sum(o.status == "trained" for o in outcomes)
+                figures[f"symbols5{name}_{executor}_ok"] = ok
+            for executor in ("process", "ray"):
+                figures[f"symbols5{name}_{executor}_speedup"] = (
+                    figures[f"symbols5{name}_sequential_s"]
+                    / figures[f"symbols5{name}_{executor}_s"]
+                )
+    finally:
+        ray.shutdown()
+
+    small = {"BTCUSDT": _candles("BTCUSDT", 20_000)}
+    trees: list[float] = []
+    trees += _cancel_latency(
+        "lightgbm", small, {"n_estimators": 100_000, "early_stopping_rounds": 0}
+    )
+    trees += _cancel_latency(
+        "xgboost", small, {"n_estimators": 100_000, "early_stopping_rounds": 0}
+    )
+    trees += _cancel_latency("random_forest", small, {"n_estimators": 100_000})
+    figures |= _percentiles("cancel_trees", trees)
+    torch_latencies: list[float] = []
+    torch_params = {"max_epochs": 1000, "patience": 1000}
+    torch_latencies += _cancel_latency("lstm", small, torch_params)
+    torch_latencies += _cancel_latency("patchtst", small, torch_params)
+    figures |= _percentiles("cancel_torch", torch_latencies)
+    figures |= _percentiles("cancel_all", trees + torch_latencies)
+
+    figures |= _progress("lightgbm", btc, n_estimators=2000, early_stopping_rounds=0)
+    figures |= _progress("lstm", small, max_epochs=3, patience=3)
+    return figures
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

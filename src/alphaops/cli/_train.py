@@ -1,0 +1,251 @@
+"""``alphaops train``: train models per symbol (or pooled), publish them as candidates.
+
+``alphaops train --symbols BTCUSDT,ETHUSDT --model lightgbm`` trains one model per symbol on a
+local process pool (``--executor ray`` for Ray, ``--executor sequential`` for one process),
+with one progress bar per job and an overall bar; Ctrl-C cancels cleanly (exit 130) and
+publishes nothing more. ``alphaops train compare A.yaml B.yaml`` checks a new training
+configuration against the current one (exit 2 when a metric differs by more than the
+tolerance, like a failed gate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from alphaops.cli._context import get_context
+from alphaops.core.errors import CancelledError, UsageError
+from alphaops.features import LabelRule
+from alphaops.services.training import (
+    TrainingSummary,
+    compare_configs,
+    load_job_file,
+    make_jobs,
+    train_models,
+)
+from alphaops.training import MODEL_FAMILIES, CancelToken, ProgressUpdate
+from alphaops.training.compare import Comparison
+from alphaops.training.fanout import EXECUTORS, JobOutcome
+
+app = typer.Typer(
+    help="Train models and publish them as candidate versions.",
+    invoke_without_command=True,
+)
+
+
+def _parse_params(values: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(
+                f"--param {item!r} is not KEY=VALUE", fix="write e.g. --param n_estimators=500"
+            )
+        params[key.strip()] = _scalar(raw.strip())
+    return params
+
+
+def _scalar(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
+
+
+@app.callback(invoke_without_command=True)
+def train(
+    ctx: typer.Context,
+    symbols: Annotated[
+        str | None, typer.Option(help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT.")
+    ] = None,
+    model: Annotated[str, typer.Option(help=f"Model: {', '.join(MODEL_FAMILIES)}.")] = "lightgbm",
+    timeframe: Annotated[str, typer.Option(help="Candle timeframe.")] = "1h",
+    horizon: Annotated[int, typer.Option(help="Label horizon in bars.")] = 4,
+    threshold: Annotated[float, typer.Option(help="Label threshold (0.01 = 1%).")] = 0.01,
+    kind: Annotated[str, typer.Option(help="ternary (SELL/HOLD/BUY) or binary.")] = "ternary",
+    lookback: Annotated[int, typer.Option(help="Window bars (lstm, patchtst).")] = 32,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Model parameter KEY=VALUE (repeatable).")
+    ] = None,
+    job: Annotated[
+        Path | None, typer.Option(help="YAML/JSON training job (instead of the options).")
+    ] = None,
+    pooled: Annotated[bool, typer.Option(help="One model over all symbols.")] = False,
+    start: Annotated[str | None, typer.Option(help="First candle used (UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="Use candles before this time.")] = None,
+    executor: Annotated[
+        str, typer.Option(help=f"Where jobs run: {', '.join(EXECUTORS)}.")
+    ] = "process",
+    workers: Annotated[int | None, typer.Option(help="Parallel jobs (default: CPUs).")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (with --executor ray).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Train one model per symbol and publish each as a candidate version."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cli = get_context(ctx)
+    if executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {executor!r}", fix=f"use one of {list(EXECUTORS)}")
+    if job is not None:
+        base = load_job_file(job)
+        jobs = (
+            [base]
+            if pooled or len(base.symbols) == 1
+            else [base.for_symbol(s) for s in base.symbols]
+        )
+    else:
+        if not symbols:
+            raise UsageError("no symbols given", fix="pass --symbols BTCUSDT,ETHUSDT or --job FILE")
+        jobs = make_jobs(
+            [s for s in symbols.split(",") if s.strip()],
+            model,
+            timeframe=timeframe,
+            label=LabelRule.from_dict({"kind": kind, "horizon": horizon, "threshold": threshold}),
+            params=_parse_params(param or []),
+            lookback=lookback,
+            seed=seed,
+            pooled=pooled,
+            start=start,
+            end=end,
+        )
+    summary = _run_with_bars(cli.config, cli.err, jobs, executor, workers, ray_address, as_json)
+    if as_json:
+        cli.print_json(summary.to_dict())
+    else:
+        render_summary(cli.console, summary)
+    if summary.cancelled:
+        raise CancelledError(
+            "training interrupted: running jobs were stopped and published nothing",
+            fix="run the command again for the jobs marked cancelled",
+        )
+    if summary.count("failed"):
+        raise typer.Exit(1)
+
+
+def _run_with_bars(
+    config: Any,
+    err: Console,
+    jobs: list[Any],
+    executor: Any,
+    workers: int | None,
+    ray_address: str | None,
+    quiet: bool,
+) -> TrainingSummary:
+    token = CancelToken()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, disable=quiet) as bars:
+        overall = bars.add_task("[bold]all jobs", total=len(jobs), status="")
+        tasks: list[TaskID] = [
+            bars.add_task(f"{j.registry_symbol} {j.model}", total=None, status="queued")
+            for j in jobs
+        ]
+
+        def on_progress(index: int, update: ProgressUpdate) -> None:
+            loss = update.metrics.get("val_loss")
+            status = "" if loss is None else f"val_loss {loss:.4f}"
+            bars.update(tasks[index], completed=update.epoch, total=update.total, status=status)
+
+        def on_done(outcome: JobOutcome) -> None:
+            task = bars.tasks[tasks[outcome.index]]
+            total = task.total or 1
+            status = outcome.status + (f" v{outcome.version}" if outcome.version else "")
+            bars.update(tasks[outcome.index], completed=total, total=total, status=status)
+            bars.advance(overall)
+
+        return train_models(
+            config,
+            jobs,
+            executor=executor,
+            max_workers=workers,
+            ray_address=ray_address,
+            progress=on_progress,
+            on_done=on_done,
+            cancel=token,
+        )
+
+
+def render_summary(console: Console, summary: TrainingSummary) -> None:
+    """Print one row per job: status, version, validation metrics or the error."""
+    table = Table("symbol", "model", "status", "version", "val_loss", "val_acc", "seconds", "error")
+    for o in summary.outcomes:
+        m = o.metrics
+        table.add_row(
+            o.job.registry_symbol,
+            o.job.model,
+            o.status,
+            o.ref or "",
+            f"{m['val_loss']:.4f}" if "val_loss" in m else "",
+            f"{m['val_accuracy']:.3f}" if "val_accuracy" in m else "",
+            f"{o.seconds:.1f}",
+            (o.error or {}).get("message", ""),
+        )
+    console.print(table)
+    console.print(
+        f"{summary.count('published')} published as candidates, {summary.count('failed')} "
+        f"failed, {summary.count('cancelled')} cancelled in {summary.seconds:.1f}s "
+        f"({summary.executor})"
+    )
+
+
+@app.command("compare")
+def compare(
+    ctx: typer.Context,
+    config_a: Annotated[Path, typer.Argument(help="Current training job (YAML/JSON).")],
+    config_b: Annotated[Path, typer.Argument(help="Candidate training job (YAML/JSON).")],
+    tolerance: Annotated[float, typer.Option(help="Largest accepted metric difference.")] = 0.01,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Train both configurations on the same data and split; compare validation metrics."""
+    cli = get_context(ctx)
+    with cli.err.status("training both configurations …", spinner="dots"):
+        result = compare_configs(cli.config, config_a, config_b, tolerance=tolerance)
+    if as_json:
+        cli.print_json(result.to_dict())
+    else:
+        render_comparison(cli.console, result)
+    if not result.within_tolerance:
+        raise typer.Exit(2)
+
+
+def render_comparison(console: Console, result: Comparison) -> None:
+    """Print each metric of A and B, their difference, and whether it is within tolerance."""
+    table = Table("metric", "A", "B", "B - A", f"within ±{result.tolerance:g}")
+    for d in result.differences:
+        table.add_row(
+            d.metric,
+            f"{d.a:.4f}",
+            f"{d.b:.4f}",
+            f"{d.difference:+.4f}",
+            "yes" if d.within else "[red]no[/]",
+        )
+    console.print(table)
+    verdict = "within tolerance" if result.within_tolerance else "[red]outside tolerance[/]"
+    console.print(f"B is {verdict} of A")

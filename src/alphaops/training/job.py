@@ -1,0 +1,181 @@
+"""What to train: a frozen, hashable :class:`TrainingJob`, and the model family registry.
+
+>>> from alphaops.features import LabelRule
+>>> job = TrainingJob(symbols=("btcusdt",), timeframe="1h", model="lightgbm",
+...     label=LabelRule(horizon=4, threshold=0.01), params={"n_estimators": 50})
+>>> job.symbols, job.registry_symbol, len(job.config_hash)
+(('BTCUSDT',), 'BTCUSDT', 64)
+>>> TrainingJob(symbols=("BTCUSDT",), timeframe="1h", model="lightgbm",
+...     label=LabelRule(horizon=4, threshold=0.01), params={"n_trees": 50})
+Traceback (most recent call last):
+...
+alphaops.core.errors.SpecError: unknown parameter(s) ['n_trees'] for model 'lightgbm'. Fix: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from typing import Any, ClassVar, Literal, Self, get_args
+
+from pydantic import Field, field_validator, model_validator
+
+from alphaops.core.errors import SpecError
+from alphaops.core.names import normalize_symbol, validate_name
+from alphaops.core.specs import SpecModel, canonical_json, sha256_hex
+from alphaops.core.timeframes import Timeframe
+from alphaops.features import FeatureSpec, LabelRule
+from alphaops.training._base import Classifier
+
+__all__ = [
+    "MODEL_FAMILIES",
+    "ModelFamily",
+    "SplitPolicy",
+    "TrainingJob",
+    "model_class",
+]
+
+ModelFamily = Literal["random_forest", "lightgbm", "xgboost", "lstm", "patchtst"]
+MODEL_FAMILIES: tuple[str, ...] = get_args(ModelFamily)
+"""The registry model types alphaops trains."""
+
+# Imported on demand: a job for a tree model must not pay for importing torch.
+_CLASSES = {
+    "random_forest": ("alphaops.training.tabular", "RandomForestModel"),
+    "lightgbm": ("alphaops.training.tabular", "LightGBMModel"),
+    "xgboost": ("alphaops.training.tabular", "XGBoostModel"),
+    "lstm": ("alphaops.training.sequence", "LSTMAttentionModel"),
+    "patchtst": ("alphaops.training.sequence", "PatchTSTModel"),
+}
+
+Scalar = str | int | float | bool | None
+
+
+def model_class(family: str) -> type[Classifier]:
+    """Return the class of a model family, e.g. ``model_class("lightgbm")``.
+
+    >>> model_class("patchtst").input_kind
+    'sequence'
+    """
+    if family not in _CLASSES:
+        raise SpecError(
+            f"unknown model type {family!r}", fix=f"use one of {', '.join(MODEL_FAMILIES)}"
+        )
+    module, name = _CLASSES[family]
+    cls: type[Classifier] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+class SplitPolicy(SpecModel):
+    """How the labelled samples are split into training and validation, without leaks.
+
+    The most recent ``validation_fraction`` of samples (by entry time, over all symbols)
+    validates. A training sample is kept only if its label ends before the first validation
+    bar minus ``embargo_bars`` bars (purging), so no training label sees validation bars.
+    """
+
+    spec_label: ClassVar[str] = "split policy"
+    spec_example: ClassVar[str] = '{"validation_fraction": 0.2, "embargo_bars": 24}'
+
+    kind: Literal["holdout"] = Field("holdout", description="The last fraction validates.")
+    validation_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of the most recent samples used for validation."
+    )
+    embargo_bars: int = Field(
+        0, ge=0, description="Extra bars between the last training label and validation."
+    )
+
+
+class TrainingJob(SpecModel):
+    """One model to train: data, features, labels, model family and parameters, split, seed.
+
+    A job with several symbols trains one pooled model on all of them; its registry symbol
+    is ``publish_as`` (default: the symbols joined with ``-``). ``config_hash`` names the
+    whole job in the manifest.
+    """
+
+    spec_label: ClassVar[str] = "training job"
+    spec_example: ClassVar[str] = (
+        '{"symbols": ["BTCUSDT"], "timeframe": "1h", "model": "lightgbm", '
+        '"label": {"horizon": 4, "threshold": 0.01}}'
+    )
+
+    symbols: tuple[str, ...] = Field(min_length=1, description="Symbols to train on.")
+    timeframe: str = Field(description="Candle timeframe, e.g. '1h'.")
+    model: ModelFamily = Field(description="Model family (registry model type).")
+    params: dict[str, Scalar] = Field(
+        default_factory=dict, description="Model parameters (defaults for the rest)."
+    )
+    features: FeatureSpec = Field(default_factory=FeatureSpec.default)
+    label: LabelRule
+    split: SplitPolicy = Field(default_factory=lambda: SplitPolicy())
+    lookback: int = Field(32, ge=2, le=1024, description="Window bars T (sequence models).")
+    seed: int = Field(0, ge=0, description="Seed of every random choice in training.")
+    start: datetime | None = Field(None, description="First candle used (inclusive, UTC).")
+    end: datetime | None = Field(None, description="Candles before this time are used.")
+    parity_tolerance: float = Field(
+        1e-4, gt=0, lt=1, description="Max |native - ONNX| probability on validation."
+    )
+    publish_as: str | None = Field(None, description="Registry symbol of a pooled model.")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        symbols = tuple(normalize_symbol(s) for s in value)
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"symbols repeat: {list(symbols)}")
+        return symbols
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        return Timeframe.parse(value).value
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        cls = model_class(self.model)
+        cls.from_params(self.params)  # refuses unknown parameter names
+        validate_name(self.registry_symbol, kind="registry symbol")
+        if "random_state" in self.params:
+            raise SpecError(
+                f"params.random_state={self.params['random_state']!r} would bypass the job seed",
+                fix="set the job's 'seed' instead; it seeds every random choice in training",
+            )
+        return self
+
+    @property
+    def input_kind(self) -> str:
+        """Return ``"tabular"`` or ``"sequence"``."""
+        return model_class(self.model).input_kind
+
+    @property
+    def registry_symbol(self) -> str:
+        """Return the symbol the model is published under."""
+        return self.publish_as or "-".join(self.symbols)
+
+    @property
+    def config_hash(self) -> str:
+        """Return the sha256 of the canonical JSON of the job."""
+        return sha256_hex(canonical_json(self.to_dict()))
+
+    def build_model(self) -> Classifier:
+        """Return an unfitted model with the job's parameters and seed."""
+        return model_class(self.model).from_params({**self.params, "random_state": self.seed})
+
+    def for_symbol(self, symbol: str) -> TrainingJob:
+        """Return this job restricted to one symbol (for one model per symbol)."""
+        return self.model_copy(update={"symbols": (normalize_symbol(symbol),), "publish_as": None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the job as JSON-ready data; :meth:`from_dict` reads it back."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TrainingJob:
+        """Build a job from plain data (parsed YAML or JSON); raise :class:`SpecError`."""
+        if not isinstance(data, dict):
+            raise SpecError(
+                f"a training job must be a mapping, not {type(data).__name__}",
+                fix=f"pass e.g. {cls.spec_example}",
+            )
+        return cls.model_validate(data)
