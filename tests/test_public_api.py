@@ -9,7 +9,16 @@ import pytest
 
 import alphaops
 
-PACKAGES = ["alphaops", "alphaops.core", "alphaops.data", "alphaops.features", "alphaops.datasets"]
+PACKAGES = [
+    "alphaops",
+    "alphaops.core",
+    "alphaops.data",
+    "alphaops.features",
+    "alphaops.datasets",
+    "alphaops.registry",
+    "alphaops.training",
+    "alphaops.gates",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

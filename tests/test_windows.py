@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import alphaops.datasets
 from alphaops.core.errors import InsufficientDataError, SpecError
 from alphaops.core.timeframes import Timeframe
 from alphaops.data.candles import Candles
@@ -372,8 +371,3 @@ def test_windows_are_exactly_the_gap_free_finite_runs_ending_on_a_valid_row(
     assert np.array_equal(windows.batch(np.arange(len(windows))[::-1]), expected[::-1])
     if windows.is_contiguous:
         assert np.array_equal(windows.view(), expected)
-
-
-def test_datasets_package_exports_exactly_its_public_names() -> None:
-    public = {name for name in vars(alphaops.datasets) if not name.startswith("_")}
-    assert set(alphaops.datasets.__all__) == public - {"windows"}

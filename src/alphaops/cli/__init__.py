@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from alphaops._version import __version__
-from alphaops.cli import _data, _dataset, _quickstart
+from alphaops.cli import _data, _dataset, _gates, _quickstart, _registry, _train
 from alphaops.cli._context import CliContext, get_context
 from alphaops.core.config import load_config
 from alphaops.core.errors import AlphaOpsError
@@ -33,6 +33,10 @@ app = typer.Typer(
 )
 app.add_typer(_data.app, name="data")
 app.add_typer(_dataset.app, name="dataset")
+app.add_typer(_registry.app, name="registry")
+app.add_typer(_train.app, name="train")
+app.add_typer(_gates.app, name="gate")
+app.command("scoreboard")(_gates.scoreboard)
 app.command("quickstart")(_quickstart.quickstart)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -43,10 +47,10 @@ def _root(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option(help="alphaops home folder [env ALPHAOPS_HOME; default ./.alphaops]"),
+        typer.Option(help="alphaops home folder (env ALPHAOPS_HOME; default ./.alphaops)"),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="YAML config file [env ALPHAOPS_CONFIG]")
+        Path | None, typer.Option(help="YAML config file (env ALPHAOPS_CONFIG)")
     ] = None,
 ) -> None:
     ctx.obj = CliContext(load_config(config, home=home))

@@ -1,9 +1,10 @@
 """Core building blocks shared by every layer: errors, config, names, timeframes, home."""
 
-from alphaops.core.config import AlphaOpsConfig, DownloadConfig, load_config
+from alphaops.core.config import AlphaOpsConfig, DownloadConfig, RegistryConfig, load_config
 from alphaops.core.errors import (
     ERROR_TABLE,
     AlphaOpsError,
+    CancelledError,
     ConfigError,
     DataConflictError,
     DataError,
@@ -12,11 +13,15 @@ from alphaops.core.errors import (
     ErrorCode,
     ExchangeError,
     ExternalServiceError,
+    GateFailedError,
     InsufficientDataError,
     IntegrityError,
     InvalidNameError,
+    NotFittedError,
     NotFoundError,
+    ParityError,
     SpecError,
+    TrainingError,
     UsageError,
     VersionConflictError,
 )
@@ -29,6 +34,7 @@ __all__ = [
     "AlphaOpsConfig",
     "AlphaOpsError",
     "AlphaOpsHome",
+    "CancelledError",
     "ConfigError",
     "DataConflictError",
     "DataError",
@@ -38,12 +44,17 @@ __all__ = [
     "ErrorCode",
     "ExchangeError",
     "ExternalServiceError",
+    "GateFailedError",
     "InsufficientDataError",
     "IntegrityError",
     "InvalidNameError",
+    "NotFittedError",
     "NotFoundError",
+    "ParityError",
+    "RegistryConfig",
     "SpecError",
     "Timeframe",
+    "TrainingError",
     "UsageError",
     "VersionConflictError",
     "load_config",

@@ -17,12 +17,18 @@ caller does next::
     ├── IntegrityError                  integrity_error   1     422    restore or re-publish the named file
     ├── VersionConflictError            version_conflict  1     409    re-read the current version, retry
     ├── NotFoundError                   not_found         1     404    check the name or import first
-    └── ExternalServiceError            external_service  1     503    retry later
-        └── ExchangeError               exchange_error    1     503    retry; check the exchange
+    ├── ExternalServiceError            external_service  1     503    retry later
+    │   └── ExchangeError               exchange_error    1     503    retry; check the exchange
+    ├── TrainingError                   training_failed   1     500    read the cause, fix data or params
+    │   └── ParityError                 onnx_parity       1     422    fix the export; nothing was published
+    ├── NotFittedError                  not_fitted        1     409    call fit() first
+    ├── CancelledError                  cancelled         130   499    nothing to do: nothing was kept
+    └── GateFailedError                 gate_failed       2     422    fix the model, or force with a reason
 
 Codes are part of the public contract: they appear in ``--json`` output and HTTP bodies and
-never change meaning. Exit code 2 is reserved for "a gate failed" (a blocker, not a bug), so
-every error here exits with 1.
+never change meaning. Exit code 2 is reserved for "a gate failed" (a blocker, not a bug): only
+:class:`GateFailedError` exits with 2; every other error exits with 1, except
+:class:`CancelledError`, which exits with 130 like Ctrl-C.
 
 >>> err = DataValidationError("2 rows have NaN prices", fix="drop or repair them")
 >>> err.code, err.exit_code, err.http_status
@@ -39,6 +45,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ERROR_TABLE",
     "AlphaOpsError",
+    "CancelledError",
     "ConfigError",
     "DataConflictError",
     "DataError",
@@ -47,11 +54,15 @@ __all__ = [
     "ErrorCode",
     "ExchangeError",
     "ExternalServiceError",
+    "GateFailedError",
     "InsufficientDataError",
     "IntegrityError",
     "InvalidNameError",
+    "NotFittedError",
     "NotFoundError",
+    "ParityError",
     "SpecError",
+    "TrainingError",
     "UsageError",
     "VersionConflictError",
 ]
@@ -87,6 +98,11 @@ ERROR_TABLE: dict[str, ErrorCode] = {
         ErrorCode("not_found", 1, 404, "the named object does not exist"),
         ErrorCode("external_service", 1, 503, "an external service failed"),
         ErrorCode("exchange_error", 1, 503, "the exchange failed or refused the request"),
+        ErrorCode("training_failed", 1, 500, "training could not produce a model"),
+        ErrorCode("onnx_parity", 1, 422, "the ONNX model disagrees with the native model"),
+        ErrorCode("not_fitted", 1, 409, "a model was used before fit()"),
+        ErrorCode("cancelled", 130, 499, "the job was cancelled; nothing was kept"),
+        ErrorCode("gate_failed", 2, 422, "a model failed (or never ran) a quality gate"),
     )
 }
 
@@ -219,3 +235,36 @@ class ExchangeError(ExternalServiceError):
     """The exchange failed, rate-limited us beyond the retry budget, or refused the request."""
 
     code = "exchange_error"
+
+
+class TrainingError(AlphaOpsError):
+    """Training failed (a library error, a degenerate dataset); ``details`` name the job."""
+
+    code = "training_failed"
+
+
+class ParityError(TrainingError):
+    """The ONNX export disagrees with the native model beyond tolerance; nothing is published."""
+
+    code = "onnx_parity"
+
+
+class NotFittedError(UsageError):
+    """A model was asked to predict or export before ``fit()``."""
+
+    code = "not_fitted"
+
+
+class CancelledError(AlphaOpsError):
+    """A job was cancelled (token, Ctrl-C); it left nothing behind in the registry."""
+
+    code = "cancelled"
+
+
+class GateFailedError(AlphaOpsError):
+    """A model failed a gate, or its gates never ran; ``details`` name the failed checks.
+
+    The only error that exits with 2: a blocker, not a bug.
+    """
+
+    code = "gate_failed"

@@ -1,0 +1,182 @@
+"""``alphaops gate quality|run REF`` and ``alphaops scoreboard SYMBOL``.
+
+Gates fail closed: exit 0 when every gate passed, 2 when one failed (a blocker), 1 on a usage
+or runtime error. ``--json`` prints the machine-readable result in every case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from alphaops.cli._context import CliContext, get_context
+from alphaops.gates import GateOutcome, GatePolicy
+from alphaops.services import gates as svc
+
+__all__ = ["app", "scoreboard"]
+
+app = typer.Typer(
+    help="Block degenerate and worse models before they trade (exit 0 pass, 2 fail).",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+WindowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        help="START..END (UTC dates) (default: after the model's training data)",
+    ),
+]
+PolicyOpt = Annotated[
+    Path | None, typer.Option("--policy", help="YAML/JSON gate policy (defaults otherwise).")
+]
+
+
+def _policy(path: Path | None) -> GatePolicy:
+    return GatePolicy.from_file(path) if path is not None else GatePolicy()
+
+
+def _outcome_table(outcome: GateOutcome) -> Table:
+    verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
+    table = Table("check", "value", "threshold", "verdict", "explanation", title=None)
+    table.title = f"{outcome.gate}: {verdict} — {outcome.summary}"
+    for c in outcome.checks:
+        threshold = "" if c.threshold is None else f"{c.comparison} {c.threshold:.4g}"
+        table.add_row(
+            c.name,
+            "n/a" if c.value is None else f"{c.value:.4g}",
+            threshold,
+            "[green]PASS[/]" if c.passed else "[red]FAIL[/]",
+            c.explanation,
+        )
+    return table
+
+
+@app.command("quality")
+def quality(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="SYMBOL/TYPE/VERSION or SYMBOL/TYPE@alias")],
+    window: WindowOpt = None,
+    policy: PolicyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the degenerate-output gate on an out-of-sample window (exit 2 on failure)."""
+    cli = get_context(ctx)
+    version, outcome = svc.gate_quality(cli.config, ref, window=window, policy=_policy(policy))
+    if as_json:
+        cli.print_json({"ref": version.ref, **outcome.model_dump(mode="json")})
+    else:
+        cli.console.print(_outcome_table(outcome))
+    if not outcome.passed:
+        raise typer.Exit(2)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="SYMBOL/TYPE/VERSION or SYMBOL/TYPE@alias")],
+    champion: Annotated[
+        str,
+        typer.Option(help="Champion to compare with: a reference, 'auto' or 'none'."),
+    ] = "auto",
+    window: WindowOpt = None,
+    policy: PolicyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every gate, record the result for the version, write reports (exit 2 on failure)."""
+    cli = get_context(ctx)
+    summary = svc.gate_run(
+        cli.config,
+        ref,
+        champion=None if champion.lower() == "none" else champion,
+        window=window,
+        policy=_policy(policy),
+    )
+    record = summary.run.record
+    if as_json:
+        cli.print_json(
+            record.model_dump(mode="json")
+            | {
+                "reports": {k: str(v) for k, v in summary.reports.items()},
+                "gate_run": {
+                    "id": summary.recorded.run_id,
+                    "attached_at": summary.recorded.location,
+                    "attachments": [a.name for a in summary.recorded.attachments],
+                },
+            }
+        )
+    else:
+        _print_run(cli, summary)
+    if not summary.passed:
+        raise typer.Exit(2)
+
+
+def _print_run(cli: CliContext, summary: svc.GateRunSummary) -> None:
+    record = summary.run.record
+    for outcome in record.gates:
+        cli.console.print(_outcome_table(outcome))
+    verdict = "[green]PASS[/]" if record.passed else "[red]FAIL[/]"
+    cli.console.print(f"{record.ref}: {verdict}  champion: {record.champion or 'none'}")
+    for path in summary.reports.values():
+        cli.console.print(f"report: {path}")
+    cli.console.print(
+        f"recorded as gate run {summary.recorded.run_id}; reports attached at "
+        f"{summary.recorded.location}",
+        highlight=False,
+    )
+
+
+def scoreboard(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. BTCUSDT")],
+    window: WindowOpt = None,
+    bars: Annotated[int, typer.Option(help="Window length when --window is not given.")] = 1500,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show every model of a symbol side by side: actions, confidence, agreement, GO/WAIT/NO-GO."""
+    cli = get_context(ctx)
+    board, path = svc.scoreboard(cli.config, symbol, window=window, bars=bars)
+    if as_json:
+        cli.print_json(board.to_dict() | {"path": str(path)})
+        return
+    table = Table(
+        "model",
+        "role",
+        "SELL",
+        "HOLD",
+        "BUY",
+        "conf std",
+        "P10–P90",
+        "agree",
+        "hard",
+        "gates",
+        "status",
+        "why",
+        title=f"{board.symbol} — champion {board.champion or 'none'}",
+    )
+    for r in board.to_dict()["rows"]:
+        shares = r["shares"]
+        table.add_row(
+            r["ref"],
+            r["role"],
+            *(_pct(shares[a]) for a in ("SELL", "HOLD", "BUY")),
+            "—" if r["confidence_std"] is None else f"{r['confidence_std']:.3f}",
+            "—"
+            if r["confidence_p10"] is None
+            else f"{r['confidence_p10']:.2f}–{r['confidence_p90']:.2f}",
+            _pct(r["agreement"]),
+            _pct(r["hard_disagreement"]),
+            r["gates"],
+            r["status"],
+            r["reason"],
+        )
+    cli.console.print(table)
+    cli.console.print(f"window: {board.window}\nwritten: {path}")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
