@@ -39,7 +39,7 @@ def btc_file(tmp_path: Path, load_real: Loader) -> Path:
     return path
 
 
-def test_quickstart_runs_the_pipeline_on_the_bundled_sample(
+def test_quickstart_runs_the_lifecycle_on_the_bundled_sample_and_can_run_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = str(tmp_path / "home")
@@ -52,18 +52,24 @@ def test_quickstart_runs_the_pipeline_on_the_bundled_sample(
     assert n > 20_000
     assert Path(summary["dataset"]["npz"]).exists()
     assert Path(summary["dataset"]["report"]).read_text().startswith("# Dataset")
-    again = run_json(capsys, "--home", home, "quickstart")
-    assert isinstance(again, dict)
-    assert again["imported"] == {"BTCUSDT": 0, "ETHUSDT": 0, "SOLUSDT": 0}
-
-
-def test_quickstart_prints_a_readable_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = run(capsys, "--home", str(tmp_path), "quickstart")
+    published = [o["model"] for o in summary["training"]["jobs"] if o["status"] == "published"]
+    assert sorted(published) == ["lightgbm", "lstm"]
+    verdicts = {g["ref"]: g["passed"] for g in summary["gates"]}
+    assert verdicts == {"BTCUSDT/lightgbm/1": True, "BTCUSDT/lstm/1": False}
+    assert all(Path(p).exists() for g in summary["gates"] for p in g["reports"].values())
+    assert summary["promoted"] == 1
+    assert {"model": "BTCUSDT/lightgbm", "alias": "champion", "from": None, "to": 1} in summary[
+        "history"
+    ]
+    # A second run adds no candles, publishes fresh candidates and gates them against the
+    # champion; the printed summary is for people.
+    code, out, _ = run(capsys, "--home", home, "quickstart")
     assert code == 0
-    for text in ("BTCUSDT", "SOLUSDT", "windows", "SELL", "HOLD", "BUY", "report:"):
+    for text in ("BTCUSDT/lightgbm/2", "BTCUSDT/lstm/2", "PASS", "FAIL", "champion", "added now"):
         assert text in out
+    listed = run_json(capsys, "--home", home, "registry", "list")
+    assert isinstance(listed, list)
+    assert len(listed) == 4
 
 
 def test_data_import_list_check_show(

@@ -21,6 +21,7 @@ from alphaops.gates.records import GateRecordStore
 from alphaops.registry import Bundle, open_registry
 from alphaops.registry import GateRun as RecordedGateRun
 from alphaops.services import gates as svc
+from alphaops.services import registry as registry_svc
 from alphaops.services.data import open_store
 from alphaops.training import publish_trained, train_job
 
@@ -99,10 +100,14 @@ def test_forcing_past_failed_gates_needs_a_reason_and_is_written_to_the_audit_lo
     svc.gate_run(home.config, home.constant)
     with pytest.raises(UsageError, match="needs a reason"):
         svc.check_promotion(home.config, home.constant, force=True, reason=" ")
-    move, clearance = svc.promote_gated(
-        home.config, home.constant, expect=None, reason="incident 42", force=True
+    move = registry_svc.promote(
+        home.config,
+        registry_svc.RegistryLocation(),
+        home.constant,
+        expect=None,
+        reason="incident 42",
+        force=True,
     )
-    assert clearance.forced
     assert move.to_version == 1
     with open_registry(AlphaOpsHome(home.config.home)) as registry:
         last = registry.history(home.constant.rsplit("/", 1)[0])[-1]

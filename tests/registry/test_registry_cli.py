@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from alphaops.cli import main
+from alphaops.registry import open_registry
 
 KEY = "BTCUSDT/logreg"
 
@@ -33,7 +34,20 @@ def published(cli: Callable[..., tuple[int, str, str]], make_bundle: Callable[..
     for seed in (1, 2, 3):
         code, out, _ = cli("publish", str(make_bundle(seed=seed, metrics={"accuracy": seed / 10})))
         assert code == 0, out
-    assert cli("promote", f"{KEY}/1", "--expect", "none", "--reason", "first")[0] == 0
+    # These tiny bundles were never gated: promotion to champion needs --force (audited).
+    assert cli("promote", f"{KEY}/1", "--expect", "none", "--reason", "first", "--force")[0] == 0
+
+
+def test_promoting_an_ungated_version_to_champion_exits_2_and_says_how_to_gate_it(
+    cli: Callable[..., tuple[int, str, str]], published: None
+) -> None:
+    code, out, _ = cli("promote", f"{KEY}/2", "--expect", "1", "--reason", "better", "--json")
+    error = json.loads(out)
+    assert code == 2
+    assert error["error"] == "gate_failed"
+    assert "never ran" in error["message"]
+    assert "gate run" in error["fix"]
+    assert json.loads(cli("show", f"{KEY}@champion", "--json")[1])["version"] == 1
 
 
 def test_list_shows_versions_with_aliases(
@@ -73,8 +87,10 @@ def test_show_and_diff_describe_versions(
 def test_promote_with_a_stale_expect_exits_1_with_the_current_version(
     cli: Callable[..., tuple[int, str, str]], published: None
 ) -> None:
-    assert cli("promote", f"{KEY}/2", "--expect", "1", "--reason", "better")[0] == 0
-    code, out, _ = cli("promote", f"{KEY}/3", "--expect", "1", "--reason", "stale", "--json")
+    assert cli("promote", f"{KEY}/2", "--expect", "1", "--reason", "better", "--force")[0] == 0
+    code, out, _ = cli(
+        "promote", f"{KEY}/3", "--expect", "1", "--reason", "stale", "--force", "--json"
+    )
     error = json.loads(out)
     assert code == 1
     assert error["error"] == "version_conflict"
@@ -84,15 +100,16 @@ def test_promote_with_a_stale_expect_exits_1_with_the_current_version(
 def test_rollback_and_history_show_every_move(
     cli: Callable[..., tuple[int, str, str]], published: None
 ) -> None:
-    cli("promote", f"{KEY}/2", "--expect", "1", "--reason", "better")
+    cli("promote", f"{KEY}/2", "--expect", "1", "--reason", "better", "--force")
     code, out, _ = cli("rollback", KEY, "--reason", "constant output", "--json")
     assert code == 0
     assert json.loads(out)["to_version"] == 1
     code, out, _ = cli("history", KEY, "--json")
     actions = [(r["action"], r["to_version"], r["reason"]) for r in json.loads(out)]
+    forced = " [FORCED past gates: gates never ran]"
     assert actions[-3:] == [
-        ("promote", 1, "first"),
-        ("promote", 2, "better"),
+        ("promote", 1, "first" + forced),
+        ("promote", 2, "better" + forced),
         ("rollback", 1, "constant output"),
     ]
     code, out, _ = cli("history", KEY)
@@ -160,3 +177,63 @@ def test_unsafe_reference_exits_1_with_the_name_error(
     code, out, _ = cli("show", "BTCUSDT/../../etc@champion", "--json")
     assert code == 1
     assert json.loads(out)["error"] == "name_invalid"
+
+
+def _record_gates(home: Path, ref: str, *, failing: str | None) -> None:
+    from datetime import UTC, datetime
+
+    from alphaops.gates.records import GateRecord
+    from alphaops.gates.results import GateOutcome, check
+
+    with open_registry(home) as registry:
+        version = registry.resolve(ref)
+        value = 0.95 if failing else 0.5
+        outcome = GateOutcome.of("quality", [check("majority_share", value, "<=", 0.7, "share")])
+        record = GateRecord(
+            symbol=version.key.symbol,
+            model_type=version.key.model_type,
+            version=version.version,
+            manifest_sha256=version.manifest_sha256,
+            champion=None,
+            passed=outcome.passed,
+            gates=(outcome,),
+            window_start=datetime(2025, 1, 1, tzinfo=UTC),
+            window_end=datetime(2025, 2, 1, tzinfo=UTC),
+            policy={},
+            policy_hash="abc",
+            run_at=datetime(2025, 2, 2, tzinfo=UTC),
+            code_version="test",
+        )
+        registry.record_gates(
+            version,
+            manifest_sha256=version.manifest_sha256,
+            passed=record.passed,
+            document=json.loads(record.model_dump_json()),
+            attachments={"report.md": b"# report"},
+            policy_hash=record.policy_hash,
+        )
+
+
+def test_show_includes_the_newest_gate_run_and_list_marks_gate_status(
+    cli: Callable[..., tuple[int, str, str]], published: None, tmp_path: Path
+) -> None:
+    code, out, _ = cli("show", f"{KEY}/1")
+    assert code == 0
+    assert f"gates never ran (run: alphaops gate run {KEY}/1)" in out
+    assert json.loads(cli("show", f"{KEY}/1", "--json")[1])["gates"] is None
+    _record_gates(tmp_path / "home", f"{KEY}/1", failing=None)
+    _record_gates(tmp_path / "home", f"{KEY}/2", failing="majority_share")
+    code, out, _ = cli("show", f"{KEY}/2")
+    assert code == 0
+    assert "gates FAIL" in out
+    assert "quality.majority_share" in out
+    shown = json.loads(cli("show", f"{KEY}@champion", "--json")[1])["gates"]
+    assert (shown["passed"], shown["failed_checks"], shown["policy_hash"]) == (True, [], "abc")
+    assert [a["name"] for a in shown["attachments"]] == ["report.md"]
+    assert "gates PASS" in cli("show", f"{KEY}@champion")[1]
+    rows = json.loads(cli("list", KEY, "--json")[1])
+    assert [(r["version"], r["gates_passed"]) for r in rows] == [(1, True), (2, False), (3, None)]
+    code, out, _ = cli("list")
+    assert code == 0
+    assert "PASS" in out
+    assert "FAIL" in out

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from alphaops.cli._context import CliContext, get_context
 from alphaops.gates import GateOutcome, GatePolicy
+from alphaops.gates.scoreboard import Scoreboard
 from alphaops.services import gates as svc
 
 __all__ = ["app", "scoreboard"]
@@ -143,6 +144,12 @@ def scoreboard(
     if as_json:
         cli.print_json(board.to_dict() | {"path": str(path)})
         return
+    cli.console.print(scoreboard_table(board))
+    cli.console.print(f"window: {board.window}\nwritten: {path}")
+
+
+def scoreboard_table(board: Scoreboard) -> Table:
+    """Return the scoreboard as a table: one row per model, GO/WAIT/NO-GO with the reason."""
     table = Table(
         "model",
         "role",
@@ -174,8 +181,7 @@ def scoreboard(
             r["status"],
             r["reason"],
         )
-    cli.console.print(table)
-    cli.console.print(f"window: {board.window}\nwritten: {path}")
+    return table
 
 
 def _pct(value: float | None) -> str:

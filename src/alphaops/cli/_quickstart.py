@@ -5,44 +5,87 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from alphaops.cli._context import get_context
 from alphaops.cli._dataset import render_dataset
-from alphaops.services.quickstart import run_quickstart
+from alphaops.cli._gates import scoreboard_table
+from alphaops.cli._train import TrainingBars, render_summary
+from alphaops.services.quickstart import (
+    HOLDOUT_START,
+    RULE,
+    SYMBOL,
+    QuickstartResult,
+    run_quickstart,
+)
+from alphaops.services.training import quickstart_jobs
 
 
 def quickstart(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Run import → check → features → labels → dataset on the bundled sample data."""
+    """Run the lifecycle on the bundled sample: data, dataset, train, gate, promote."""
     cli = get_context(ctx)
-    with cli.err.status("starting", spinner="dots") as status:
-        result = run_quickstart(cli.config, step=lambda text: status.update(text))
-    if as_json:
-        cli.print_json(
-            {
-                "home": str(cli.config.home),
-                "imported": result.imported,
-                "store": [e.to_dict() for e in result.entries],
-                "checks": [r.to_dict() for r in result.checks],
-                "dataset": {
-                    "npz": str(result.files.npz),
-                    "report": str(result.files.report),
-                    "shape": list(result.dataset.shape),
-                    "class_counts": result.dataset.class_counts(),
-                },
-            }
+    jobs = quickstart_jobs(SYMBOL, label=RULE, end=HOLDOUT_START)
+    with Progress(*TrainingBars.COLUMNS, console=cli.err, disable=as_json) as bars:
+        stage = bars.add_task("[bold]quickstart", total=None, status="")
+        ui = TrainingBars(bars, [f"train {j.registry_symbol} {j.model}" for j in jobs])
+        result = run_quickstart(
+            cli.config,
+            step=lambda text: bars.update(stage, status=text),
+            progress=ui.on_progress,
+            on_done=ui.on_done,
         )
+        bars.update(stage, total=1, completed=1, status="done")
+    if as_json:
+        cli.print_json(_to_dict(cli.config.home, result))
         return
-    console = cli.console
-    console.rule(f"alphaops quickstart — home {cli.config.home}")
+    _render(cli.console, str(cli.config.home), result)
+
+
+def _to_dict(home: object, result: QuickstartResult) -> dict[str, object]:
+    return {
+        "home": str(home),
+        "imported": result.imported,
+        "store": [e.to_dict() for e in result.entries],
+        "checks": [r.to_dict() for r in result.checks],
+        "dataset": {
+            "npz": str(result.files.npz),
+            "report": str(result.files.report),
+            "shape": list(result.dataset.shape),
+            "class_counts": result.dataset.class_counts(),
+        },
+        "training": result.training.to_dict(),
+        "gates": [
+            {
+                "ref": a.outcome.ref,
+                "passed": a.passed,
+                "why_not": a.why_not(),
+                "reports": {k: str(v) for k, v in (a.summary.reports if a.summary else {}).items()},
+            }
+            for a in result.gates
+        ],
+        "scoreboard": result.board.to_dict(),
+        "promoted": None if result.promotion is None else result.promotion.to_version,
+        "promotion_note": result.promotion_note,
+        "versions": [v.ref for v in result.versions],
+        "history": [
+            {"model": r.key, "alias": r.alias, "from": r.from_version, "to": r.to_version}
+            for r in result.history
+        ],
+    }
+
+
+def _render(console: Console, home: str, result: QuickstartResult) -> None:
+    console.rule(f"alphaops quickstart — home {home}")
     table = Table("symbol", "tf", "candles", "first", "last", "added now", "gaps", "check")
     checks = {(r.symbol, str(r.timeframe)): r for r in result.checks}
     for e in result.entries:
-        report = checks.get((e.symbol, str(e.timeframe)))
-        verdict = "—" if report is None else ("[green]OK[/]" if report.ok else "[red]FAILED[/]")
+        check = checks.get((e.symbol, str(e.timeframe)))
+        verdict = "—" if check is None else ("[green]OK[/]" if check.ok else "[red]FAILED[/]")
         table.add_row(
             e.symbol,
             str(e.timeframe),
@@ -54,10 +97,26 @@ def quickstart(
             verdict,
         )
     console.print(table)
-    spec = result.dataset.spec
-    console.print(
-        f"features: {len(spec.features.names)} ({', '.join(spec.features.names)}), "
-        f"warm-up {spec.features.warmup_bars} bars"
-    )
     render_dataset(console, result.dataset, result.files)
-    console.print("next: `alphaops data list`, `alphaops dataset build --help`")
+    console.rule("training → candidates")
+    render_summary(console, result.training)
+    console.rule("gates")
+    gates = Table("candidate", "verdict", "why", "report")
+    for a in result.gates:
+        verdict = "[green]PASS[/]" if a.passed else "[red]FAIL[/]"
+        report = a.summary.reports.get("html", "") if a.summary else ""
+        gates.add_row(
+            a.outcome.ref or "", verdict, a.why_not() or "every check passed", str(report)
+        )
+    console.print(gates)
+    console.print(scoreboard_table(result.board))
+    console.print(f"[bold]promotion[/]: {result.promotion_note}")
+    console.rule("registry")
+    versions = Table("version", "created")
+    for v in result.versions:
+        versions.add_row(v.ref, f"{v.created_at:%Y-%m-%d %H:%M:%S}")
+    console.print(versions)
+    history = Table("model", "alias", "from", "to", "reason")
+    for r in result.history:
+        history.add_row(str(r.key), r.alias or "", str(r.from_version), str(r.to_version), r.reason)
+    console.print(history)

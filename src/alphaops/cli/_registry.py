@@ -233,12 +233,21 @@ def promote(
     expect: Annotated[str, typer.Option(help="The version you expect is current now, or 'none'.")],
     reason: ReasonOpt,
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+    force: Annotated[
+        bool, typer.Option(help="Promote to champion past failed or missing gates (audited).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Promote a version by compare-and-swap: refused if the current one is not --expect."""
+    """Promote a version by compare-and-swap: refused if the current one is not --expect.
+
+    Promotion to champion is fail-closed: refused (exit 2) unless the version's gates passed,
+    or --force is given with --reason, which the audit log records.
+    """
     cli, where = _ctx(ctx)
     parsed = svc.parse_expect(expect)
-    move = svc.promote(cli.config, where, ref, expect=parsed, reason=reason, alias=alias)
+    move = svc.promote(
+        cli.config, where, ref, expect=parsed, reason=reason, alias=alias, force=force
+    )
     _print_move(cli, move, as_json, "promoted")
 
 

@@ -144,6 +144,42 @@ def train(
         raise typer.Exit(1)
 
 
+class TrainingBars:
+    """Rich progress bars for training jobs: one bar per job plus an overall bar.
+
+    Pass :meth:`on_progress` and :meth:`on_done` as the training callbacks.
+    """
+
+    COLUMNS = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+
+    def __init__(self, bars: Progress, names: list[str]) -> None:
+        self.bars = bars
+        self.overall = bars.add_task("[bold]all jobs", total=len(names), status="")
+        self.tasks: list[TaskID] = [bars.add_task(n, total=None, status="queued") for n in names]
+
+    def on_progress(self, index: int, update: ProgressUpdate) -> None:
+        """Move job ``index``'s bar to the reported epoch or boosting round."""
+        loss = update.metrics.get("val_loss")
+        status = "" if loss is None else f"val_loss {loss:.4f}"
+        self.bars.update(
+            self.tasks[index], completed=update.epoch, total=update.total, status=status
+        )
+
+    def on_done(self, outcome: JobOutcome) -> None:
+        """Fill the finished job's bar and show how it ended."""
+        task = self.bars.tasks[self.tasks[outcome.index]]
+        total = task.total or 1
+        status = outcome.status + (f" v{outcome.version}" if outcome.version else "")
+        self.bars.update(self.tasks[outcome.index], completed=total, total=total, status=status)
+        self.bars.advance(self.overall)
+
+
 def _run_with_bars(
     config: Any,
     err: Console,
@@ -153,42 +189,17 @@ def _run_with_bars(
     ray_address: str | None,
     quiet: bool,
 ) -> TrainingSummary:
-    token = CancelToken()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, disable=quiet) as bars:
-        overall = bars.add_task("[bold]all jobs", total=len(jobs), status="")
-        tasks: list[TaskID] = [
-            bars.add_task(f"{j.registry_symbol} {j.model}", total=None, status="queued")
-            for j in jobs
-        ]
-
-        def on_progress(index: int, update: ProgressUpdate) -> None:
-            loss = update.metrics.get("val_loss")
-            status = "" if loss is None else f"val_loss {loss:.4f}"
-            bars.update(tasks[index], completed=update.epoch, total=update.total, status=status)
-
-        def on_done(outcome: JobOutcome) -> None:
-            task = bars.tasks[tasks[outcome.index]]
-            total = task.total or 1
-            status = outcome.status + (f" v{outcome.version}" if outcome.version else "")
-            bars.update(tasks[outcome.index], completed=total, total=total, status=status)
-            bars.advance(overall)
-
+    with Progress(*TrainingBars.COLUMNS, console=err, disable=quiet) as bars:
+        ui = TrainingBars(bars, [f"{j.registry_symbol} {j.model}" for j in jobs])
         return train_models(
             config,
             jobs,
             executor=executor,
             max_workers=workers,
             ray_address=ray_address,
-            progress=on_progress,
-            on_done=on_done,
-            cancel=token,
+            progress=ui.on_progress,
+            on_done=ui.on_done,
+            cancel=CancelToken(),
         )
 
 

@@ -9,8 +9,6 @@ SQLite or PostgreSQL, a local folder or S3. Human-readable copies of the reports
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +29,10 @@ from alphaops.gates.scoreboard import (
     build_scoreboard,
     render_scoreboard,
 )
-from alphaops.registry import AliasMove, AnyVersion, ModelVersion, Registry, open_registry
 from alphaops.registry import GateRun as RecordedGateRun
+from alphaops.registry import ModelVersion, Registry
 from alphaops.registry.refs import CHALLENGER, CHAMPION
+from alphaops.services._common import open_configured_registry
 from alphaops.services.data import open_store
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "gate_quality",
     "gate_run",
     "parse_window",
-    "promote_gated",
     "safety_dir",
     "scoreboard",
 ]
@@ -55,12 +53,6 @@ def safety_dir(config: AlphaOpsConfig) -> Path:
     folder = AlphaOpsHome(config.home).ensure().reports_dir / "safety"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@contextmanager
-def _registry(config: AlphaOpsConfig) -> Iterator[Registry]:
-    with open_registry(AlphaOpsHome(config.home).ensure()) as registry:
-        yield registry
 
 
 def parse_window(text: str | None) -> tuple[int | None, int | None]:
@@ -109,7 +101,7 @@ def gate_quality(
 ) -> tuple[ModelVersion, GateOutcome]:
     """Run the quality gate on ``ref`` over the window; return the version and outcome."""
     start, end = parse_window(window)
-    with _registry(config) as registry:
+    with open_configured_registry(config) as registry:
         version = registry.resolve(ref)
         predictor = BundlePredictor(registry.load(version.ref))
     outcome, _ = run_quality(
@@ -152,7 +144,7 @@ def gate_run(
     candidate itself) or ``None`` (absolute thresholds only).
     """
     start, end = parse_window(window)
-    with _registry(config) as registry:
+    with open_configured_registry(config) as registry:
         version = registry.resolve(ref)
         predictor = BundlePredictor(registry.load(version.ref))
         champion_version = _champion(registry, version, champion)
@@ -179,7 +171,7 @@ def gate_run(
     }
     reports["md"].write_text(markdown, encoding="utf-8")
     reports["html"].write_text(page, encoding="utf-8")
-    with _registry(config) as registry:
+    with open_configured_registry(config) as registry:
         recorded = GateRecordStore(registry).save(
             run.record,
             {reports["md"].name: markdown.encode(), reports["html"].name: page.encode()},
@@ -204,13 +196,14 @@ def check_promotion(
     config: AlphaOpsConfig, ref: str, *, force: bool = False, reason: str | None = None
 ) -> GateClearance:
     """Return the clearance to promote ``ref``; raise ``GateFailedError`` when refused."""
-    with _registry(config) as registry:
-        return _clearance(registry, registry.resolve(ref), force=force, reason=reason)
+    with open_configured_registry(config) as registry:
+        return clearance(registry, registry.resolve(ref), force=force, reason=reason)
 
 
-def _clearance(
+def clearance(
     registry: Registry, version: ModelVersion, *, force: bool, reason: str | None
 ) -> GateClearance:
+    """Return the gate clearance of ``version``; raise ``GateFailedError`` when refused."""
     return ensure_gates_passed(
         GateRecordStore(registry),
         version.key,
@@ -219,26 +212,6 @@ def _clearance(
         force=force,
         reason=reason,
     )
-
-
-def promote_gated(
-    config: AlphaOpsConfig,
-    ref: str,
-    *,
-    expect: int | AnyVersion | None,
-    reason: str,
-    force: bool = False,
-) -> tuple[AliasMove, GateClearance]:
-    """Promote ``ref`` to champion only if its gates passed (or ``force`` with ``reason``).
-
-    A forced promote writes ``… [FORCED past gates: why]`` as the audit reason. ``ref`` is
-    resolved once, so the version cleared is exactly the version promoted.
-    """
-    with _registry(config) as registry:
-        version = registry.resolve(ref)
-        clearance = _clearance(registry, version, force=force, reason=reason)
-        move = registry.promote(version.ref, expect=expect, reason=clearance.audit_reason)
-    return move, clearance
 
 
 def scoreboard(
@@ -260,7 +233,7 @@ def scoreboard(
     start, end = parse_window(window)
     entries: list[ScoreboardEntry] = []
     symbol = normalize_symbol(symbol)
-    with _registry(config) as registry:
+    with open_configured_registry(config) as registry:
         keys = [k for k in registry.list_models() if k.symbol == symbol]
         if not keys:
             raise UsageError(

@@ -14,8 +14,6 @@ from typing import Any
 
 from alphaops.core.config import AlphaOpsConfig
 from alphaops.core.errors import IntegrityError, UsageError
-from alphaops.core.home import AlphaOpsHome
-from alphaops.gates.records import record_of
 from alphaops.registry import (
     ANY,
     AliasMove,
@@ -28,8 +26,9 @@ from alphaops.registry import (
     PruneReport,
     Registry,
     VerifyReport,
-    open_registry,
 )
+from alphaops.registry.refs import CHAMPION
+from alphaops.services._common import open_configured_registry
 
 __all__ = [
     "RegistryLocation",
@@ -69,13 +68,10 @@ class RegistryLocation:
 
 @contextmanager
 def _open(config: AlphaOpsConfig, where: RegistryLocation) -> Iterator[Registry]:
-    url = where.database_url or config.registry.database_url
-    target: str | AlphaOpsHome = url or AlphaOpsHome(config.home).ensure()
-    registry = open_registry(target, artifacts=where.artifacts or config.registry.artifacts)
-    try:
+    with open_configured_registry(
+        config, database_url=where.database_url, artifacts=where.artifacts
+    ) as registry:
         yield registry
-    finally:
-        registry.close()
 
 
 def parse_expect(text: str | None) -> int | AnyVersion | None:
@@ -117,6 +113,8 @@ def version_to_dict(v: ModelVersion) -> dict[str, Any]:
 
 def failed_checks(run: GateRun) -> list[str]:
     """Return ``gate.check`` of every failed check of a gate run (empty if it is unreadable)."""
+    from alphaops.gates.records import record_of  # only when needed: gates import pandas, onnx
+
     try:
         return record_of(run).failed_checks
     except IntegrityError:
@@ -285,11 +283,22 @@ def promote(
     *,
     expect: int | AnyVersion | None,
     reason: str,
-    alias: str = "champion",
+    alias: str = CHAMPION,
+    force: bool = False,
 ) -> AliasMove:
-    """Promote ``ref`` to ``alias`` by compare-and-swap."""
+    """Promote ``ref`` to ``alias`` by compare-and-swap.
+
+    Promotion to champion is fail-closed: it is refused (``GateFailedError``, exit 2) when the
+    version's gates failed or never ran, unless ``force`` is given with a reason, which the
+    audit log records as forced past the gates.
+    """
     with _open(config, where) as registry:
-        return registry.promote(ref, expect=expect, reason=reason, alias=alias)
+        version = registry.resolve(ref)
+        if alias == CHAMPION:
+            from alphaops.services.gates import clearance  # only when needed: gates are heavy
+
+            reason = clearance(registry, version, force=force, reason=reason).audit_reason
+        return registry.promote(version.ref, expect=expect, reason=reason, alias=alias)
 
 
 def rollback(

@@ -17,10 +17,10 @@ import yaml
 
 from alphaops.core.config import AlphaOpsConfig
 from alphaops.core.errors import SpecError, UsageError
-from alphaops.core.home import AlphaOpsHome
 from alphaops.data.candles import Candles
 from alphaops.features import FeatureSpec, LabelRule
-from alphaops.registry import ModelVersion, open_registry
+from alphaops.registry import ModelVersion
+from alphaops.services._common import open_configured_registry
 from alphaops.services.data import open_store
 from alphaops.training import CancelToken, ProgressCallback, TrainingJob, publish_trained
 from alphaops.training.compare import Comparison, compare_jobs
@@ -146,7 +146,7 @@ def train_models(
 
     started = time.perf_counter()
     data = dict(candles) if candles is not None else load_candles(config, jobs)
-    registry = open_registry(AlphaOpsHome(config.home).ensure()) if publish else None
+    registry = open_configured_registry(config) if publish else None
     try:
         outcomes = run_jobs(
             jobs,
@@ -182,7 +182,7 @@ async def train_candidate_async(
     trained = await train_job_async(job, data, callbacks=callbacks, cancel=cancel)
 
     def publish() -> ModelVersion:
-        with open_registry(AlphaOpsHome(config.home).ensure()) as registry:
+        with open_configured_registry(config) as registry:
             return publish_trained(trained, registry)
 
     return await asyncio.to_thread(publish)
@@ -209,21 +209,25 @@ def job_to_yaml(job: TrainingJob) -> str:
     return yaml.safe_dump(json.loads(json.dumps(job.to_dict())), sort_keys=False)
 
 
-def train_quickstart_candidates(
-    config: AlphaOpsConfig,
-    *,
-    symbol: str = "BTCUSDT",
-    progress: ProgressSink | None = None,
-    on_done: Callable[[JobOutcome], None] | None = None,
-    cancel: CancelToken | None = None,
-) -> TrainingSummary:
-    """Train a LightGBM and an LSTM on the stored sample data; publish both as candidates.
+def quickstart_jobs(
+    symbol: str = "BTCUSDT", *, label: LabelRule, end: str | None = None
+) -> list[TrainingJob]:
+    """Return the quickstart's jobs: a LightGBM and a 3-epoch LSTM on one symbol.
 
-    Sized for the quickstart: a few seconds each on a laptop CPU (the LSTM runs 3 epochs).
+    Sized for a laptop CPU (seconds each). ``end`` keeps the bars from then on out of
+    training, so the gates have an out-of-sample window to judge the candidates on.
     """
-    label = LabelRule(kind="ternary", horizon=4, threshold=0.01)
-    jobs = [
-        *make_jobs([symbol], "lightgbm", timeframe="1h", label=label),
+    return [
+        # A fixed 60 rounds: early stopping on the short sample stops after ~20 rounds, where
+        # the model is still timid (confidence std near the 0.05 gate).
+        *make_jobs(
+            [symbol],
+            "lightgbm",
+            timeframe="1h",
+            label=label,
+            params={"n_estimators": 60, "early_stopping_rounds": 0},
+            end=end,
+        ),
         *make_jobs(
             [symbol],
             "lstm",
@@ -231,8 +235,25 @@ def train_quickstart_candidates(
             label=label,
             params={"max_epochs": 3, "patience": 3},
             lookback=32,
+            end=end,
         ),
     ]
+
+
+def train_quickstart_candidates(
+    config: AlphaOpsConfig,
+    *,
+    symbol: str = "BTCUSDT",
+    label: LabelRule | None = None,
+    end: str | None = None,
+    progress: ProgressSink | None = None,
+    on_done: Callable[[JobOutcome], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> TrainingSummary:
+    """Train the :func:`quickstart_jobs` on the stored data; publish both as candidates."""
+    jobs = quickstart_jobs(
+        symbol, label=label or LabelRule(kind="ternary", horizon=4, threshold=0.01), end=end
+    )
     return train_models(
         config,
         jobs,
