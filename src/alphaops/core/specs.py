@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     ModelWrapValidatorHandler,
@@ -16,12 +17,34 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from alphaops.core.errors import SpecError
+from alphaops.core.names import normalize_symbol
+from alphaops.core.timeframes import Timeframe
 
-__all__ = ["MAX_PERIOD", "SpecModel", "canonical_json", "sha256_hex"]
+__all__ = [
+    "MAX_PERIOD",
+    "SpecModel",
+    "SymbolList",
+    "TimeframeName",
+    "canonical_json",
+    "sha256_hex",
+]
 
 # Periods above this are almost certainly typos, and a huge warm-up would make every
 # live window enormous; 10,000 bars is more than a year of hourly candles.
 MAX_PERIOD = 10_000
+
+
+def _unique_symbols(value: tuple[str, ...]) -> tuple[str, ...]:
+    symbols = tuple(normalize_symbol(s) for s in value)
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"symbols repeat: {list(symbols)}")
+    return symbols
+
+
+# Spec fields shared by dataset specs and training jobs: canonical, unique symbols
+# ("btc/usdt" -> "BTCUSDT") and a canonical timeframe ("60m" -> "1h").
+SymbolList = Annotated[tuple[str, ...], AfterValidator(_unique_symbols)]
+TimeframeName = Annotated[str, AfterValidator(lambda value: Timeframe.parse(value).value)]
 
 
 def canonical_json(value: object) -> str:

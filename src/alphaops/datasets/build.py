@@ -30,8 +30,8 @@ from pydantic import Field, field_validator
 
 from alphaops._version import __version__
 from alphaops.core.errors import InsufficientDataError, SpecError
-from alphaops.core.names import normalize_symbol, validate_name
-from alphaops.core.specs import SpecModel
+from alphaops.core.names import validate_name
+from alphaops.core.specs import SpecModel, SymbolList, TimeframeName
 from alphaops.core.timeframes import Timeframe
 from alphaops.data.candles import Candles
 from alphaops.datasets.windows import SequenceWindows, segment_ids
@@ -59,25 +59,12 @@ class DatasetSpec(SpecModel):
         "symbols=('BTCUSDT',), timeframe='1h', lookback=64, label=LabelRule(...)"
     )
 
-    symbols: tuple[str, ...] = Field(min_length=1, description="Symbols, in output order.")
-    timeframe: str = Field(description="Candle timeframe, e.g. '1h'.")
+    symbols: SymbolList = Field(min_length=1, description="Symbols, in output order.")
+    timeframe: TimeframeName = Field(description="Candle timeframe, e.g. '1h'.")
     lookback: int = Field(ge=1, le=4096, description="Bars per window (T).")
     label: LabelRule
     features: FeatureSpec = Field(default_factory=FeatureSpec.default)
     name: str = Field("dataset", description="File name prefix under <home>/datasets.")
-
-    @field_validator("symbols")
-    @classmethod
-    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        symbols = tuple(normalize_symbol(s) for s in value)
-        if len(set(symbols)) != len(symbols):
-            raise ValueError(f"symbols repeat: {list(symbols)}")
-        return symbols
-
-    @field_validator("timeframe")
-    @classmethod
-    def _timeframe(cls, value: str) -> str:
-        return Timeframe.parse(value).value
 
     @field_validator("name")
     @classmethod

@@ -18,12 +18,11 @@ import importlib
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Self, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from alphaops.core.errors import SpecError
 from alphaops.core.names import normalize_symbol, validate_name
-from alphaops.core.specs import SpecModel, canonical_json, sha256_hex
-from alphaops.core.timeframes import Timeframe
+from alphaops.core.specs import SpecModel, SymbolList, TimeframeName, canonical_json, sha256_hex
 from alphaops.features import FeatureSpec, LabelRule
 from alphaops.training._base import Classifier
 
@@ -100,8 +99,8 @@ class TrainingJob(SpecModel):
         '"label": {"horizon": 4, "threshold": 0.01}}'
     )
 
-    symbols: tuple[str, ...] = Field(min_length=1, description="Symbols to train on.")
-    timeframe: str = Field(description="Candle timeframe, e.g. '1h'.")
+    symbols: SymbolList = Field(min_length=1, description="Symbols to train on.")
+    timeframe: TimeframeName = Field(description="Candle timeframe, e.g. '1h'.")
     model: ModelFamily = Field(description="Model family (registry model type).")
     params: dict[str, Scalar] = Field(
         default_factory=dict, description="Model parameters (defaults for the rest)."
@@ -117,19 +116,6 @@ class TrainingJob(SpecModel):
         1e-4, gt=0, lt=1, description="Max |native - ONNX| probability on validation."
     )
     publish_as: str | None = Field(None, description="Registry symbol of a pooled model.")
-
-    @field_validator("symbols")
-    @classmethod
-    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        symbols = tuple(normalize_symbol(s) for s in value)
-        if len(set(symbols)) != len(symbols):
-            raise ValueError(f"symbols repeat: {list(symbols)}")
-        return symbols
-
-    @field_validator("timeframe")
-    @classmethod
-    def _timeframe(cls, value: str) -> str:
-        return Timeframe.parse(value).value
 
     @model_validator(mode="after")
     def _check(self) -> Self:
