@@ -20,7 +20,13 @@ from alphaops.gates.policy import (
 )
 from alphaops.gates.quality import quality_figures, quality_gate
 from alphaops.gates.results import Check, GateOutcome, check
-from alphaops.gates.scoring import (
+from alphaops.gates.sharpe import (
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    probabilistic_sharpe_ratio,
+)
+from alphaops.gates.validation import classification_metrics, validation_gate
+from alphaops.scoring import (
     ACTION_OF_CLASS,
     ACTIONS,
     BundlePredictor,
@@ -29,12 +35,6 @@ from alphaops.gates.scoring import (
     feature_spec_of,
     label_rule_of,
 )
-from alphaops.gates.sharpe import (
-    deflated_sharpe_ratio,
-    expected_max_sharpe,
-    probabilistic_sharpe_ratio,
-)
-from alphaops.gates.validation import classification_metrics, validation_gate
 
 __all__ = [
     "ACTIONS",

@@ -30,8 +30,8 @@ from alphaops.core.timeframes import Timeframe
 from alphaops.data.candles import Candles
 from alphaops.gates.policy import BacktestPolicy
 from alphaops.gates.results import Check, GateOutcome, check, info
-from alphaops.gates.scoring import Scores
 from alphaops.gates.sharpe import deflated_sharpe_ratio, probabilistic_sharpe_ratio
+from alphaops.scoring import Scores
 
 __all__ = ["BacktestResult", "backtest", "backtest_gate", "buy_and_hold", "simulate"]
 

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from alphaops.data.candles import Candles
 from alphaops.gates.policy import LookaheadPolicy
 from alphaops.gates.results import GateOutcome, check
-from alphaops.gates.scoring import BundlePredictor, Scores
+from alphaops.scoring import BundlePredictor, Scores
 
 __all__ = ["lookahead_audit"]
 

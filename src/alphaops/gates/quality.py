@@ -1,6 +1,6 @@
 """The quality gate: refuse degenerate output before a model can trade.
 
-On an out-of-sample window of :class:`~alphaops.gates.scoring.Scores` it checks that
+On an out-of-sample window of :class:`~alphaops.scoring.Scores` it checks that
 
 - no action exceeds ``max_majority_share`` of the outputs (majority bias);
 - the confidence (probability of the predicted class) varies: std at least
@@ -12,7 +12,7 @@ On an out-of-sample window of :class:`~alphaops.gates.scoring.Scores` it checks 
 Too few bars, or a non-finite probability, make every check unevaluable, hence failed.
 
 >>> import numpy as np
->>> from alphaops.gates.scoring import Scores
+>>> from alphaops.scoring import Scores
 >>> flat = np.tile(np.array([[0.25, 0.5, 0.25]], dtype=np.float32), (500, 1))
 >>> outcome = quality_gate(Scores(np.arange(500), flat, ("SELL", "HOLD", "BUY")))
 >>> outcome.passed, [c.name for c in outcome.failed]
@@ -25,7 +25,7 @@ import numpy as np
 
 from alphaops.gates.policy import QualityPolicy
 from alphaops.gates.results import Check, GateOutcome, check
-from alphaops.gates.scoring import ACTIONS, Scores
+from alphaops.scoring import ACTIONS, Scores
 
 __all__ = ["quality_figures", "quality_gate"]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from alphaops.gates.records import GateRecord
 from alphaops.gates.runner import GateRun
-from alphaops.gates.scoring import ACTIONS, Scores
+from alphaops.scoring import ACTIONS, Scores
 
 __all__ = ["render_html", "render_markdown", "report_name", "write_reports"]
 

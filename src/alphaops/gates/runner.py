@@ -23,8 +23,8 @@ from alphaops.gates.policy import GatePolicy
 from alphaops.gates.quality import quality_gate
 from alphaops.gates.records import GateRecord
 from alphaops.gates.results import GateOutcome
-from alphaops.gates.scoring import BundlePredictor, Scores, label_rule_of
 from alphaops.gates.validation import validation_gate
+from alphaops.scoring import BundlePredictor, Scores, label_rule_of
 
 __all__ = ["GateRun", "default_window_start", "evaluation_candles", "run_gates", "run_quality"]
 

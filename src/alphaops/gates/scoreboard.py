@@ -8,7 +8,7 @@ or the gates never ran for that exact version). With no champion to compare with
 whose gates passed is GO.
 
 >>> import numpy as np
->>> from alphaops.gates.scoring import Scores
+>>> from alphaops.scoring import Scores
 >>> p = np.eye(3, dtype=np.float32)
 >>> a = Scores(np.arange(3), p[[2, 1, 0]], ("SELL", "HOLD", "BUY"))   # BUY, HOLD, SELL
 >>> b = Scores(np.arange(3), p[[2, 1, 2]], ("SELL", "HOLD", "BUY"))   # BUY, HOLD, BUY
@@ -27,7 +27,7 @@ import numpy as np
 from alphaops.gates.policy import ScoreboardPolicy
 from alphaops.gates.quality import quality_figures
 from alphaops.gates.records import GateRecord
-from alphaops.gates.scoring import ACTIONS, Scores
+from alphaops.scoring import ACTIONS, Scores
 
 __all__ = [
     "Scoreboard",

@@ -26,7 +26,7 @@ from alphaops.data.candles import Candles
 from alphaops.features import LabelRule, make_labels
 from alphaops.gates.policy import ValidationPolicy
 from alphaops.gates.results import Check, GateOutcome, check, info
-from alphaops.gates.scoring import Scores
+from alphaops.scoring import Scores
 
 __all__ = ["classification_metrics", "labels_at", "validation_gate"]
 

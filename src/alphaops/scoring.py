@@ -7,8 +7,8 @@ onnxruntime session, and returns :class:`Scores`: timestamps, class probabilitie
 bundle's class order, predicted classes, confidences and trading actions. Gates, backtests,
 replay and the live runtime all score through it, so what was gated is exactly what trades.
 
-This module depends only on ``core``, ``data``, ``features``, ``datasets`` and ``registry``
-(never on the rest of ``alphaops.gates``) so that the runtime can use it without the gates.
+This module depends only on ``core``, ``data``, ``features``, ``datasets`` and ``registry``,
+so the live runtime scores exactly like the gates without importing them.
 
 Classes map to actions: ``SELL`` → -1, ``HOLD`` → 0, ``BUY`` → +1; for binary models
 ``LOSS`` → 0 (stay flat) and ``WIN`` → +1.

@@ -1,0 +1,423 @@
+"""The live predictor: serve the champion of one model and follow the registry without pausing.
+
+A background thread polls the registry generation (one row; PostgreSQL LISTEN/NOTIFY wakes
+it early when ``listen=True``). When the aliases of the model changed it loads, verifies and
+smoke-tests the new version off the hot path, then publishes a new immutable :class:`_Slot`
+by one reference assignment. A prediction reads the slot once, so in-flight calls finish on
+the model they started with. A version that fails verification is refused, an event is
+recorded, and the current model keeps serving.
+
+>>> import tempfile, pathlib, numpy as np
+>>> from alphaops.registry import open_registry
+>>> from alphaops.registry.testing import build_tiny_bundle
+>>> tmp = pathlib.Path(tempfile.mkdtemp())
+>>> reg = open_registry(tmp / "home")
+>>> _ = reg.publish(build_tiny_bundle(tmp / "b1", seed=1))
+>>> _ = reg.promote("BTCUSDT/logreg/1", expect=None, reason="first")
+>>> live = LivePredictor(reg, "BTCUSDT/logreg", actions={"down": -1, "up": 1}, start=False)
+>>> p = live.predict(np.zeros(4))
+>>> p.version, p.role, p.action in (-1, 1), round(sum(p.probabilities), 3)
+(1, 'champion', True, 1.0)
+>>> live.close(); reg.close()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from alphaops.core.errors import AlphaOpsError, NotFoundError, UsageError
+from alphaops.data.candles import Candles
+from alphaops.registry import ModelKey, Registry, parse_key
+from alphaops.registry.refs import CHALLENGER, CHAMPION, PREVIOUS
+from alphaops.rollout.routing import check_percentage, routes_to_challenger
+from alphaops.runtime._inputs import Rows, batch_from_candles, batch_from_rows
+from alphaops.runtime._model import LoadedModel, ModelFailedError, load_model
+from alphaops.scoring import ACTIONS, FeatureSource
+
+__all__ = ["LivePredictor", "Prediction", "Role", "Routing", "RuntimeEvent"]
+
+Role = Literal["champion", "challenger", "fallback"]
+EventKind = Literal["loaded", "swapped", "refused", "fallback", "poll_failed", "shadow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One prediction: the action, the class probabilities, and who produced it."""
+
+    action: int
+    """-1 sell, 0 hold/flat, +1 buy."""
+    probabilities: tuple[float, ...]
+    classes: tuple[str, ...]
+    version: int
+    """The version whose session computed this prediction."""
+    role: Role
+    """``champion``, ``challenger`` (canary) or ``fallback`` (the champion failed)."""
+    key: ModelKey
+
+    @property
+    def action_name(self) -> str:
+        """Return ``SELL``, ``HOLD`` or ``BUY``."""
+        return ACTIONS[self.action + 1]
+
+    @property
+    def ref(self) -> str:
+        """Return ``SYMBOL/TYPE/N`` of the serving version."""
+        return f"{self.key}/{self.version}"
+
+
+@dataclass(frozen=True)
+class RuntimeEvent:
+    """Something the runtime did besides predicting (a swap, a refusal, a fallback …)."""
+
+    at: float
+    kind: EventKind
+    version: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How a rollout splits traffic: shadow (challenger never acts) or canary percentage."""
+
+    rollout_id: str
+    percentage: int = 0
+    shadow: bool = False
+
+    def __post_init__(self) -> None:
+        check_percentage(self.percentage)
+
+
+@dataclass(frozen=True, eq=False)
+class _Slot:
+    # Everything a prediction needs, published atomically by one reference assignment.
+    champion: LoadedModel
+    previous: LoadedModel | None = None
+    challenger: LoadedModel | None = None
+    routing: Routing | None = None
+    generation: int = -1
+    versions: Mapping[str, int] = field(default_factory=dict)
+
+
+class LivePredictor:
+    """Serve the champion of ``key`` (``SYMBOL/TYPE``) from ``registry`` and follow its moves.
+
+    ``poll_interval_s`` is how often the generation is read; ``clock`` stamps events (inject
+    a fake in tests); ``features`` is the live feature source (its names must match every
+    version); ``actions`` maps class names to -1/0/+1 (default SELL/HOLD/BUY, LOSS/WIN);
+    ``strict`` raises on inference failure instead of falling back to ``previous``.
+    ``start=False`` skips the polling thread (call :meth:`poll` yourself).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        key: ModelKey | str,
+        *,
+        poll_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        features: FeatureSource | None = None,
+        actions: Mapping[str, int] | None = None,
+        strict: bool = False,
+        listen: bool = False,
+        threads: int = 1,
+        max_events: int = 10_000,
+        on_event: Callable[[RuntimeEvent], None] | None = None,
+        start: bool = True,
+    ) -> None:
+        if poll_interval_s <= 0:
+            raise UsageError(
+                f"poll_interval_s={poll_interval_s} must be positive", fix="pass e.g. 1.0"
+            )
+        self.registry = registry
+        self.key = parse_key(key) if isinstance(key, str) else key
+        self.poll_interval_s = poll_interval_s
+        self.strict = strict
+        self._clock = clock
+        self._features = features
+        self._actions = actions
+        self._threads = threads
+        self._listen = listen
+        self._on_event = on_event
+        self.events: deque[RuntimeEvent] = deque(maxlen=max_events)
+        self.shadow_log: deque[tuple[Prediction, Prediction]] = deque(maxlen=max_events)
+        self._cache: dict[int, LoadedModel] = {}
+        self._refused: set[int] = set()
+        self._routing: Routing | None = None
+        self._poll_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        generation = registry.generation()
+        aliases = registry.aliases(self.key)
+        if CHAMPION not in aliases:
+            raise NotFoundError(
+                f"{self.key} has no champion to serve",
+                fix=f"promote a version first: alphaops registry promote {self.key}/N",
+            )
+        self._slot = self._build_slot(aliases, generation, initial=True)
+        if start:
+            self.start()
+
+    # -- hot path ------------------------------------------------------------------------
+
+    def predict(self, rows: Rows, *, routing_key: str | int | None = None) -> Prediction:
+        """Return the prediction for one input row (validated: names, order, dtype, NaN).
+
+        With a canary rollout, ``routing_key`` chooses champion or challenger deterministically.
+        """
+        slot = self._slot  # one read: this call finishes on these models whatever happens
+        model, role = self._route(slot, routing_key)
+        return self._serve(slot, model, role, lambda m: batch_from_rows(m, rows))
+
+    def predict_candles(
+        self, candles: Candles, *, routing_key: str | int | None = None
+    ) -> Prediction:
+        """Compute the features of the latest bar of ``candles`` and return its prediction.
+
+        Raise :class:`~alphaops.core.errors.InsufficientDataError` while there is not enough
+        history for the features (and the lookback of sequence models).
+        """
+        slot = self._slot
+        model, role = self._route(slot, routing_key)
+        return self._serve(slot, model, role, lambda m: batch_from_candles(m, candles))
+
+    def _route(self, slot: _Slot, routing_key: str | int | None) -> tuple[LoadedModel, Role]:
+        routing = slot.routing
+        if (
+            routing is not None
+            and slot.challenger is not None
+            and not routing.shadow
+            and routing_key is not None
+            and routes_to_challenger(routing.rollout_id, routing_key, routing.percentage)
+        ):
+            return slot.challenger, "challenger"
+        return slot.champion, "champion"
+
+    def _serve(
+        self,
+        slot: _Slot,
+        model: LoadedModel,
+        role: Role,
+        prepare: Callable[[LoadedModel], npt.NDArray[Any]],
+    ) -> Prediction:
+        batch = prepare(model)  # input errors are the caller's: they raise, never fall back
+        try:
+            result = self._run(model, batch, role)
+        except Exception as exc:
+            if self.strict:
+                raise self._failed(model, exc) from exc
+            result = self._fallback(slot, model, prepare, exc)
+        if slot.routing is not None and slot.routing.shadow and slot.challenger is not None:
+            self._shadow(slot.challenger, prepare, result)
+        return result
+
+    def _run(self, model: LoadedModel, batch: npt.NDArray[Any], role: Role) -> Prediction:
+        probs = model.run(batch)[-1]
+        best = int(np.argmax(probs))
+        return Prediction(
+            action=int(model.class_actions[best]),
+            probabilities=tuple(float(p) for p in probs),
+            classes=model.classes,
+            version=model.version,
+            role=role,
+            key=model.key,
+        )
+
+    def _fallback(
+        self,
+        slot: _Slot,
+        failed: LoadedModel,
+        prepare: Callable[[LoadedModel], npt.NDArray[Any]],
+        exc: BaseException,
+    ) -> Prediction:
+        candidates = [
+            m for m in (slot.champion, slot.previous) if m is not None and m is not failed
+        ]
+        for model in candidates:
+            try:
+                result = self._run(model, prepare(model), "fallback")
+            except Exception:
+                continue
+            self._event(
+                "fallback", failed.version, f"{failed.ref} failed ({exc}); served by {model.ref}"
+            )
+            return result
+        raise self._failed(failed, exc) from exc
+
+    def _shadow(
+        self,
+        challenger: LoadedModel,
+        prepare: Callable[[LoadedModel], npt.NDArray[Any]],
+        acted: Prediction,
+    ) -> None:
+        try:
+            shadow = self._run(challenger, prepare(challenger), "challenger")
+        except Exception as exc:  # the shadow never affects the bot
+            self._event("shadow", challenger.version, f"shadow {challenger.ref} failed: {exc}")
+            return
+        self.shadow_log.append((acted, shadow))
+
+    def _failed(self, model: LoadedModel, exc: BaseException) -> ModelFailedError:
+        if isinstance(exc, ModelFailedError):
+            return exc
+        return ModelFailedError(
+            f"{model.ref} failed at inference ({type(exc).__name__}: {exc}) and no fallback "
+            "could serve",
+            fix=f"roll back with `alphaops rollback {model.key}`",
+        )
+
+    # -- following the registry -------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Return the champion version being served right now."""
+        return self._slot.champion.version
+
+    @property
+    def generation(self) -> int:
+        """Return the registry generation the served models reflect."""
+        return self._slot.generation
+
+    def versions(self) -> dict[str, int]:
+        """Return ``{role: version}`` of the loaded models (champion, previous, challenger)."""
+        return dict(self._slot.versions)
+
+    def set_routing(self, routing: Routing | None) -> None:
+        """Split traffic for a rollout (``None`` ends it); takes effect at once."""
+        self._routing = routing
+        self._slot = replace(self._slot, routing=routing)
+
+    def poll(self) -> bool:
+        """Read the generation and, if the model's aliases moved, load and swap; return whether
+        the served models changed. Never raises: failures become events."""
+        with self._poll_lock:
+            old = self._slot
+            try:
+                # Re-read after a change: a move committed during a slow load (e.g. a rollback
+                # while a new version was verified) is published now, not one interval later.
+                for _ in range(3):
+                    generation = self.registry.generation()
+                    if generation == self._slot.generation:
+                        break
+                    aliases = self.registry.aliases(self.key)
+                    self._slot = self._build_slot(aliases, generation, initial=False)
+                return self._slot.versions != old.versions
+            except Exception as exc:  # a database hiccup must not stop the bot
+                self._event("poll_failed", None, f"{type(exc).__name__}: {exc}")
+                return self._slot.versions != old.versions
+
+    def _build_slot(self, aliases: Mapping[str, int], generation: int, *, initial: bool) -> _Slot:
+        current = None if initial else self._slot
+        champion = self._get(aliases.get(CHAMPION), raise_refused=initial)
+        if champion is None:
+            assert current is not None  # the initial load raises instead
+            champion = current.champion  # refused or unset: keep serving
+        previous = self._get(aliases.get(PREVIOUS), raise_refused=False)
+        if previous is None and current is not None and current.champion is not champion:
+            previous = current.champion
+        if previous is champion:  # the refused champion's "previous" is what still serves
+            previous = None
+        challenger = self._get(aliases.get(CHALLENGER), raise_refused=False)
+        versions = {CHAMPION: champion.version}
+        if previous is not None:
+            versions[PREVIOUS] = previous.version
+        if challenger is not None:
+            versions[CHALLENGER] = challenger.version
+        keep = set(versions.values())
+        self._cache = {v: m for v, m in self._cache.items() if v in keep}
+        if current is not None and current.champion is not champion:
+            self._event("swapped", champion.version, f"{current.champion.ref} -> {champion.ref}")
+        return _Slot(champion, previous, challenger, self._routing, generation, versions)
+
+    def _get(self, version: int | None, *, raise_refused: bool) -> LoadedModel | None:
+        if version is None:
+            return None
+        if version in self._cache:
+            return self._cache[version]
+        if version in self._refused and not raise_refused:
+            return None
+        expect = None if not self._cache and self._features is None else self._expected_names()
+        try:
+            model = load_model(
+                self.registry,
+                self.key,
+                version,
+                features=self._features,
+                expect_features=expect,
+                actions=self._actions,
+                threads=self._threads,
+            )
+        except AlphaOpsError as exc:
+            self._refused.add(version)
+            self._event("refused", version, str(exc))
+            if raise_refused:
+                raise
+            return None
+        self._cache[version] = model
+        self._event("loaded", version, model.ref)
+        return model
+
+    def _expected_names(self) -> tuple[str, ...] | None:
+        if self._features is not None:
+            return tuple(self._features.names)
+        slot: _Slot | None = getattr(self, "_slot", None)
+        if slot is not None:
+            return slot.champion.feature_names
+        return next(iter(self._cache.values())).feature_names
+
+    def _event(self, kind: EventKind, version: int | None, detail: str) -> None:
+        event = RuntimeEvent(self._clock(), kind, version, detail)
+        self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the polling thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._follow, name=f"alphaops-live-{self.key}", daemon=True
+        )
+        self._thread.start()
+
+    def _follow(self) -> None:
+        listener = self.registry.listen() if self._listen else None
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self.poll()
+                # Fixed-rate schedule: the poll's own duration does not stretch the interval.
+                wait = max(0.0, self.poll_interval_s - (time.monotonic() - started))
+                if listener is not None:
+                    listener.wait(wait)
+                else:
+                    self._stop.wait(wait)
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def close(self) -> None:
+        """Stop the polling thread; predictions keep working on the last models."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 2 * self.poll_interval_s))
+            self._thread = None
+
+    def __enter__(self) -> LivePredictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LivePredictor({self.key}, serving {self.versions()})"
