@@ -309,3 +309,45 @@ def test_refused_version_raises_at_start_when_it_is_the_champion(
     model.write_bytes(b"not onnx")
     with pytest.raises(IntegrityError, match=r"model\.onnx"):
         LivePredictor(served, "BTCUSDT/logreg", actions=ACTIONS, start=False)
+
+
+def test_inference_failure_falls_back_to_the_champion_of_the_configured_simpler_type(
+    served: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    simple = served.publish(make_bundle(model_type="simple")).version
+    served.promote(f"BTCUSDT/simple/{simple}", expect=None, reason="fallback model")
+    live = LivePredictor(
+        served, "BTCUSDT/logreg", actions=ACTIONS, fallback_type="simple", start=False
+    )
+    assert live.versions()["fallback"] == simple
+    _break_champion(live)  # version 1 has no previous: only the simpler type can serve
+    p = live.predict(ROW)
+    assert (p.key, p.version, p.role) == (live.fallback_key, simple, "fallback")
+    np.testing.assert_allclose(
+        p.probabilities,
+        np.asarray(served.load(f"BTCUSDT/simple/{simple}").predict(ROW[np.newaxis]))[0],
+        rtol=1e-6,
+    )
+    assert any(e.kind == "fallback" and "BTCUSDT/simple" in e.detail for e in live.events)
+    live.close()
+
+
+def test_fallback_type_with_other_features_is_refused_and_never_serves(
+    served: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    other = served.publish(make_bundle(model_type="simple", n_features=3)).version
+    served.promote(f"BTCUSDT/simple/{other}", expect=None, reason="wrong inputs")
+    live = LivePredictor(
+        served, "BTCUSDT/logreg", actions=ACTIONS, fallback_type="simple", start=False
+    )
+    assert "fallback" not in live.versions()
+    assert any(e.kind == "refused" and "fallback BTCUSDT/simple" in e.detail for e in live.events)
+    _break_champion(live)
+    with pytest.raises(ModelFailedError, match="no fallback could serve"):
+        live.predict(ROW)
+    live.close()
+
+
+def test_fallback_type_equal_to_the_served_type_is_refused(served: Registry) -> None:
+    with pytest.raises(UsageError, match="fallback_type 'logreg' is the served model type"):
+        LivePredictor(served, "BTCUSDT/logreg", fallback_type="logreg", start=False)

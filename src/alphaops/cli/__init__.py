@@ -17,7 +17,16 @@ from rich.console import Console
 from rich.text import Text
 
 from alphaops._version import __version__
-from alphaops.cli import _data, _dataset, _gates, _quickstart, _registry, _train
+from alphaops.cli import (
+    _activate,
+    _data,
+    _dataset,
+    _gates,
+    _quickstart,
+    _registry,
+    _rollout,
+    _train,
+)
 from alphaops.cli._context import CliContext, get_context
 from alphaops.core.config import load_config
 from alphaops.core.errors import AlphaOpsError
@@ -36,6 +45,9 @@ app.add_typer(_dataset.app, name="dataset")
 app.add_typer(_registry.app, name="registry")
 app.add_typer(_train.app, name="train")
 app.add_typer(_gates.app, name="gate")
+app.add_typer(_rollout.app, name="rollout")
+app.add_typer(_activate.app, name="activate")
+app.command("rollback")(_registry.rollback)
 app.command("scoreboard")(_gates.scoreboard)
 app.command("quickstart")(_quickstart.quickstart)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)

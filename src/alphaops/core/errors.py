@@ -8,13 +8,16 @@ caller does next::
     ├── UsageError                      usage_error       1     400    fix the command or call
     │   ├── ConfigError                 config_invalid    1     400    fix the config file/env
     │   ├── InvalidNameError            name_invalid      1     400    use a safe name
-    │   └── SpecError                   spec_invalid      1     400    fix the feature/label/split spec
+    │   ├── SpecError                   spec_invalid      1     400    fix the feature/label/split spec
+    │   └── IllegalTransitionError      illegal_transition 1    409    make a move the lifecycle allows
     ├── DataError                       data_error        1     422    fix or re-download the data
     │   ├── DataFormatError             data_format       1     422    convert or point at the right file
     │   ├── DataValidationError         data_invalid      1     422    repair the listed rows
     │   ├── DataConflictError           data_conflict     1     409    resolve overlapping candles
     │   └── InsufficientDataError       data_insufficient 1     422    provide more history
     ├── IntegrityError                  integrity_error   1     422    restore or re-publish the named file
+    │   ├── IncompatibleModelError      model_incompatible 1    422    publish a model for this runtime's inputs
+    │   └── ModelFailedError            inference_failed  1     500    roll back; inspect the model
     ├── VersionConflictError            version_conflict  1     409    re-read the current version, retry
     ├── NotFoundError                   not_found         1     404    check the name or import first
     ├── ExternalServiceError            external_service  1     503    retry later
@@ -55,9 +58,12 @@ __all__ = [
     "ExchangeError",
     "ExternalServiceError",
     "GateFailedError",
+    "IllegalTransitionError",
+    "IncompatibleModelError",
     "InsufficientDataError",
     "IntegrityError",
     "InvalidNameError",
+    "ModelFailedError",
     "NotFittedError",
     "NotFoundError",
     "ParityError",
@@ -86,6 +92,9 @@ ERROR_TABLE: dict[str, ErrorCode] = {
         ErrorCode("config_invalid", 1, 400, "the configuration file or environment is invalid"),
         ErrorCode("name_invalid", 1, 400, "a symbol, model type, alias or file name is unsafe"),
         ErrorCode("spec_invalid", 1, 400, "a feature, label, split or dataset spec is invalid"),
+        ErrorCode(
+            "illegal_transition", 1, 409, "a lifecycle (e.g. a rollout) forbids that move now"
+        ),
         ErrorCode("data_error", 1, 422, "market data cannot be used"),
         ErrorCode("data_format", 1, 422, "a file is not in a readable candle format"),
         ErrorCode("data_invalid", 1, 422, "candles failed validation"),
@@ -94,6 +103,10 @@ ERROR_TABLE: dict[str, ErrorCode] = {
         ErrorCode(
             "integrity_error", 1, 422, "a stored file or manifest does not match its checksums"
         ),
+        ErrorCode(
+            "model_incompatible", 1, 422, "a version's features, input or classes do not fit"
+        ),
+        ErrorCode("inference_failed", 1, 500, "a model failed at inference with no fallback"),
         ErrorCode("version_conflict", 1, 409, "the expected current version is stale"),
         ErrorCode("not_found", 1, 404, "the named object does not exist"),
         ErrorCode("external_service", 1, 503, "an external service failed"),
@@ -177,6 +190,12 @@ class SpecError(UsageError):
     code = "spec_invalid"
 
 
+class IllegalTransitionError(UsageError):
+    """A lifecycle (a rollout's phases) was asked to make a move it forbids in its state."""
+
+    code = "illegal_transition"
+
+
 class DataError(AlphaOpsError):
     """Market data cannot be used as given."""
 
@@ -211,6 +230,18 @@ class IntegrityError(AlphaOpsError):
     """A bundle file or manifest is missing, altered, truncated or unlisted; ``details['file']``."""
 
     code = "integrity_error"
+
+
+class IncompatibleModelError(IntegrityError):
+    """A new version cannot serve this runtime: its features, input or classes differ."""
+
+    code = "model_incompatible"
+
+
+class ModelFailedError(IntegrityError):
+    """A model raised or returned malformed output at inference (and no fallback served)."""
+
+    code = "inference_failed"
 
 
 class VersionConflictError(AlphaOpsError):

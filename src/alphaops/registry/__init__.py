@@ -12,6 +12,7 @@ from alphaops.registry._maintenance import (
     PruneReport,
     VerifyReport,
 )
+from alphaops.registry._rollouts import RolloutEvent, RolloutRecord
 from alphaops.registry._types import (
     ANY,
     AliasMove,
@@ -45,6 +46,8 @@ __all__ = [
     "PrunePolicy",
     "PruneReport",
     "Registry",
+    "RolloutEvent",
+    "RolloutRecord",
     "VerifyReport",
     "VersionStatus",
     "manifest_json_schema",

@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -29,6 +30,8 @@ __all__ = [
     "metadata",
     "models",
     "registry_state",
+    "rollout_events",
+    "rollouts",
     "versions",
 ]
 
@@ -145,4 +148,47 @@ gate_attachments = Table(
     Column("sha256", String(64), nullable=False),
     Column("size_bytes", BigInteger, nullable=False),
     PrimaryKeyConstraint("gate_run_id", "name", name="pk_gate_attachments"),
+)
+
+# One rollout of a challenger per model at a time (a partial unique index over the active
+# phases); ``rollout_events`` is append-only like the audit log.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("symbol", String(64), nullable=False),
+    Column("model_type", String(64), nullable=False),
+    Column("challenger_version", Integer, nullable=False),
+    Column("champion_version", Integer, nullable=True),
+    Column("steps", JSON, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("paused_from", String(16), nullable=True),
+    Column("percentage", Integer, nullable=False),
+    Column("interval_s", Float, nullable=False),
+    Column("max_failures", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rollout_id", String(32), ForeignKey("rollouts.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("from_phase", String(16), nullable=False),
+    Column("to_phase", String(16), nullable=False),
+    Column("from_step", Integer, nullable=False),
+    Column("to_step", Integer, nullable=False),
+    Column("percentage", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("analysis", JSON, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("generation", BigInteger, nullable=False),
 )

@@ -35,7 +35,8 @@ from alphaops.registry import _schema as t
 from alphaops.registry._artifacts import ArtifactStore
 from alphaops.registry._db import Database, as_utc, database_url_for
 from alphaops.registry._gate_log import GateLog
-from alphaops.registry._moves import NOTIFY_CHANNEL, AliasMoves, _is, _now
+from alphaops.registry._moves import NOTIFY_CHANNEL, _is, _now
+from alphaops.registry._rollouts import RolloutStore
 from alphaops.registry._types import (
     AuditRecord,
     ModelVersion,
@@ -91,12 +92,13 @@ def open_registry(
     return Registry(Database(db_url), ArtifactStore(str(artifacts), storage_options), actor=actor)
 
 
-class Registry(AliasMoves, GateLog):
+class Registry(RolloutStore, GateLog):
     """A model registry over one database and one artifact store (see :func:`open_registry`).
 
     Gate results recorded after publish (the bundle is immutable) go through
     :meth:`record_gates` and are read with :meth:`latest_gates`, :meth:`gate_runs`,
-    :meth:`gate_verdicts` and :meth:`read_gate_attachment`.
+    :meth:`gate_verdicts` and :meth:`read_gate_attachment`. Rollouts are stored with
+    :meth:`create_rollout` and moved by compare-and-swap with :meth:`transition_rollout`.
     """
 
     def __init__(self, database: Database, artifacts: ArtifactStore, *, actor: str | None = None):
@@ -331,6 +333,24 @@ class Registry(AliasMoves, GateLog):
         """Return the registry-wide generation number (it grows with every alias move)."""
         with self.database.read() as conn:
             return self._generation_in(conn)
+
+    def record_activation(
+        self,
+        version: ModelVersion,
+        *,
+        reverted: bool = False,
+        reason: str,
+        actor: str | None = None,
+    ) -> None:
+        """Audit that ``version`` was activated outside the registry (e.g. in a bot's env file),
+        or with ``reverted`` that such an activation was undone. No alias moves."""
+        action = "activate_revert" if reverted else "activate"
+        with self.database.write() as conn:
+            gen = self._generation_in(conn)
+            self._audit(
+                conn, action, version.key, None, None, version.version, reason,
+                actor or self.actor, gen,
+            )  # fmt: skip
 
     def history(
         self, key: ModelKey | str | None = None, *, limit: int | None = None

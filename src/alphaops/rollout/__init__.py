@@ -16,6 +16,7 @@ from alphaops.rollout.plan import (
     Trigger,
     Verdict,
     judge,
+    parse_interval,
     parse_steps,
 )
 from alphaops.rollout.routing import bucket, check_percentage, routes_to_challenger
@@ -33,6 +34,7 @@ __all__ = [
     "bucket",
     "check_percentage",
     "judge",
+    "parse_interval",
     "parse_steps",
     "routes_to_challenger",
 ]

@@ -14,7 +14,7 @@ and never promotes.
 >>> s.fire(Trigger.RESUME)
 Traceback (most recent call last):
 ...
-alphaops.rollout.plan.IllegalTransitionError: rollout r1: cannot resume while canary. Fix: ...
+alphaops.core.errors.IllegalTransitionError: rollout r1: cannot resume while canary. Fix: ...
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from alphaops.core.errors import UsageError
+from alphaops.core.errors import IllegalTransitionError, UsageError
 from alphaops.rollout.routing import check_percentage
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "Trigger",
     "Verdict",
     "judge",
+    "parse_interval",
     "parse_steps",
 ]
 
@@ -74,10 +75,6 @@ TRANSITIONS: dict[tuple[Phase, Trigger], frozenset[Phase]] = {
 """``(phase, trigger) -> phases it may lead to``; anything missing is illegal."""
 
 
-class IllegalTransitionError(UsageError):
-    """A rollout was asked to move in a way its lifecycle forbids."""
-
-
 Step = int | None
 """One rollout step: ``None`` for shadow, else the canary percentage 1..100."""
 
@@ -112,6 +109,27 @@ def parse_steps(text: str) -> tuple[Step, ...]:
             fix="pass steps like shadow,10,50,100",
         )
     return tuple(steps)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_interval(text: str) -> float:
+    """Parse an analysis interval such as ``90s``, ``15m``, ``1h`` or ``1d`` into seconds.
+
+    >>> parse_interval("1h"), parse_interval("90s"), parse_interval("1.5m")
+    (3600.0, 90.0, 90.0)
+    """
+    raw = text.strip().lower()
+    try:
+        seconds = float(raw[:-1]) * _UNITS[raw[-1:]]
+    except (KeyError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise UsageError(
+            f"interval {text!r} is not a positive duration", fix="pass e.g. 90s, 15m, 1h or 1d"
+        )
+    return seconds
 
 
 @dataclass(frozen=True)

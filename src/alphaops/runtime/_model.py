@@ -14,21 +14,18 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from alphaops.core.errors import AlphaOpsError, IntegrityError
+from alphaops.core.errors import (
+    AlphaOpsError,
+    IncompatibleModelError,
+    IntegrityError,
+    ModelFailedError,
+)
 from alphaops.features import FeaturePipeline
 from alphaops.registry import ModelKey, Registry
 from alphaops.registry.bundle import Bundle
 from alphaops.scoring import ACTION_OF_CLASS, TRAINING_REPORT, FeatureSource, feature_spec_of
 
 __all__ = ["IncompatibleModelError", "LoadedModel", "ModelFailedError", "load_model"]
-
-
-class IncompatibleModelError(IntegrityError):
-    """A new version cannot serve this runtime: its features, input or classes differ."""
-
-
-class ModelFailedError(IntegrityError):
-    """A model raised or returned malformed output at inference (and no fallback served)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -104,6 +104,7 @@ class _Slot:
     routing: Routing | None = None
     generation: int = -1
     versions: Mapping[str, int] = field(default_factory=dict)
+    fallback: LoadedModel | None = None  # the champion of the configured simpler model type
 
 
 class LivePredictor:
@@ -112,8 +113,14 @@ class LivePredictor:
     ``poll_interval_s`` is how often the generation is read; ``clock`` stamps events (inject
     a fake in tests); ``features`` is the live feature source (its names must match every
     version); ``actions`` maps class names to -1/0/+1 (default SELL/HOLD/BUY, LOSS/WIN);
-    ``strict`` raises on inference failure instead of falling back to ``previous``.
-    ``start=False`` skips the polling thread (call :meth:`poll` yourself).
+    ``strict`` raises on inference failure instead of falling back to ``previous``;
+    ``fallback_type`` names a simpler model type of the same symbol (e.g. ``random_forest``)
+    whose champion serves, after ``previous``, when inference fails; it must take the same
+    features, and it follows that type's promotions like the main model.
+    ``start=False`` skips the polling thread (call :meth:`poll` yourself). With
+    ``follow_rollouts`` (the default) the routing (shadow or canary percentage) follows the
+    model's active rollout in the registry, re-read whenever the generation changes; an
+    explicit :meth:`set_routing` overrides it.
     """
 
     def __init__(
@@ -130,6 +137,8 @@ class LivePredictor:
         threads: int = 1,
         max_events: int = 10_000,
         on_event: Callable[[RuntimeEvent], None] | None = None,
+        follow_rollouts: bool = True,
+        fallback_type: str | None = None,
         start: bool = True,
     ) -> None:
         if poll_interval_s <= 0:
@@ -138,6 +147,15 @@ class LivePredictor:
             )
         self.registry = registry
         self.key = parse_key(key) if isinstance(key, str) else key
+        self.fallback_key = (
+            None if fallback_type is None else parse_key(f"{self.key.symbol}/{fallback_type}")
+        )
+        if self.fallback_key == self.key:
+            raise UsageError(
+                f"fallback_type {fallback_type!r} is the served model type itself",
+                fix="name a different, simpler model type, e.g. 'random_forest'",
+            )
+        self._fallback_cache: dict[int, LoadedModel] = {}
         self.poll_interval_s = poll_interval_s
         self.strict = strict
         self._clock = clock
@@ -151,6 +169,8 @@ class LivePredictor:
         self._cache: dict[int, LoadedModel] = {}
         self._refused: set[int] = set()
         self._routing: Routing | None = None
+        self._follow_rollouts = follow_rollouts
+        self._rollout_routing: Routing | None = None
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -161,6 +181,7 @@ class LivePredictor:
                 f"{self.key} has no champion to serve",
                 fix=f"promote a version first: alphaops registry promote {self.key}/N",
             )
+        self._rollout_routing = self._read_rollout()
         self._slot = self._build_slot(aliases, generation, initial=True)
         if start:
             self.start()
@@ -238,7 +259,9 @@ class LivePredictor:
         exc: BaseException,
     ) -> Prediction:
         candidates = [
-            m for m in (slot.champion, slot.previous) if m is not None and m is not failed
+            m
+            for m in (slot.champion, slot.previous, slot.fallback)
+            if m is not None and m is not failed
         ]
         for model in candidates:
             try:
@@ -289,14 +312,34 @@ class LivePredictor:
         """Return ``{role: version}`` of the loaded models (champion, previous, challenger)."""
         return dict(self._slot.versions)
 
+    @property
+    def routing(self) -> Routing | None:
+        """Return how traffic is split right now (``None``: the champion serves everything)."""
+        return self._slot.routing
+
     def set_routing(self, routing: Routing | None) -> None:
-        """Split traffic for a rollout (``None`` ends it); takes effect at once."""
+        """Split traffic by hand, overriding the registry's rollout; ``None`` returns to
+        following the registry. Takes effect at once."""
         self._routing = routing
-        self._slot = replace(self._slot, routing=routing)
+        self._slot = replace(self._slot, routing=self._current_routing())
+
+    def _current_routing(self) -> Routing | None:
+        return self._routing if self._routing is not None else self._rollout_routing
+
+    def _read_rollout(self) -> Routing | None:
+        if not self._follow_rollouts:
+            return None
+        record = self.registry.active_rollout(self.key)
+        if record is None or record.phase not in ("shadow", "canary", "paused"):
+            return None
+        if record.shadow:
+            return Routing(record.id, 0, shadow=True)
+        return Routing(record.id, record.percentage)
 
     def poll(self) -> bool:
-        """Read the generation and, if the model's aliases moved, load and swap; return whether
-        the served models changed. Never raises: failures become events."""
+        """Read the generation and, if it moved, re-read the aliases and the active rollout, load
+        and swap; return whether the served models or the routing changed. Never raises:
+        failures become events."""
         with self._poll_lock:
             old = self._slot
             try:
@@ -307,11 +350,15 @@ class LivePredictor:
                     if generation == self._slot.generation:
                         break
                     aliases = self.registry.aliases(self.key)
+                    self._rollout_routing = self._read_rollout()
                     self._slot = self._build_slot(aliases, generation, initial=False)
-                return self._slot.versions != old.versions
+                return self._changed(old)
             except Exception as exc:  # a database hiccup must not stop the bot
                 self._event("poll_failed", None, f"{type(exc).__name__}: {exc}")
-                return self._slot.versions != old.versions
+                return self._changed(old)
+
+    def _changed(self, old: _Slot) -> bool:
+        return self._slot.versions != old.versions or self._slot.routing != old.routing
 
     def _build_slot(self, aliases: Mapping[str, int], generation: int, *, initial: bool) -> _Slot:
         current = None if initial else self._slot
@@ -334,7 +381,39 @@ class LivePredictor:
         self._cache = {v: m for v, m in self._cache.items() if v in keep}
         if current is not None and current.champion is not champion:
             self._event("swapped", champion.version, f"{current.champion.ref} -> {champion.ref}")
-        return _Slot(champion, previous, challenger, self._routing, generation, versions)
+        routing = self._current_routing()
+        fallback = self._get_fallback(current)
+        if fallback is not None:
+            versions["fallback"] = fallback.version
+        return _Slot(champion, previous, challenger, routing, generation, versions, fallback)
+
+    def _get_fallback(self, current: _Slot | None) -> LoadedModel | None:
+        # The fallback type's champion, loaded and verified like any version; a failure to
+        # load it is an event and the last good fallback (if any) stays.
+        if self.fallback_key is None:
+            return None
+        kept = None if current is None else current.fallback
+        version = self.registry.aliases(self.fallback_key).get(CHAMPION)
+        if version is None:
+            return kept
+        if version in self._fallback_cache:
+            return self._fallback_cache[version]
+        try:
+            model = load_model(
+                self.registry,
+                self.fallback_key,
+                version,
+                features=self._features,
+                expect_features=self._expected_names(),
+                actions=self._actions,
+                threads=self._threads,
+            )
+        except AlphaOpsError as exc:
+            self._event("refused", version, f"fallback {self.fallback_key}/{version}: {exc}")
+            return kept
+        self._fallback_cache = {version: model}
+        self._event("loaded", version, f"fallback {model.ref}")
+        return model
 
     def _get(self, version: int | None, *, raise_refused: bool) -> LoadedModel | None:
         if version is None:

@@ -1,0 +1,170 @@
+"""``alphaops rollout …``: start, status, advance, pause, resume, abort."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from alphaops.cli._context import CliContext, get_context
+from alphaops.registry import RolloutRecord
+from alphaops.rollout import parse_interval
+from alphaops.services import rollout as svc
+from alphaops.services.registry import RegistryLocation
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Roll a challenger out: shadow → canary % → live, with automatic rollback.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ModelArg = Annotated[str, typer.Argument(help="SYMBOL/TYPE")]
+_WHERE = "registry_location"
+
+
+@app.callback()
+def _rollout(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: the configured registry)"),
+    ] = None,
+    artifacts: Annotated[
+        str | None, typer.Option("--artifacts", help="Artifact folder or s3://bucket/prefix")
+    ] = None,
+) -> None:
+    ctx.meta[_WHERE] = RegistryLocation(db, artifacts)
+
+
+def _ctx(ctx: typer.Context) -> tuple[CliContext, RegistryLocation]:
+    where = ctx.meta.get(_WHERE, RegistryLocation())
+    assert isinstance(where, RegistryLocation)
+    return get_context(ctx), where
+
+
+def _steps(record: RolloutRecord) -> str:
+    parts = ["shadow" if s is None else f"{s}%" for s in record.steps]
+    if 0 <= record.step < len(parts):
+        parts[record.step] = f"[bold]{parts[record.step]}[/]"
+    return " → ".join(parts)
+
+
+def _table(records: list[RolloutRecord]) -> Table:
+    table = Table("model", "id", "challenger", "champion", "phase", "traffic", "steps", "failures")
+    for r in records:
+        traffic = "shadow" if r.shadow else f"{r.percentage}%"
+        table.add_row(
+            str(r.key),
+            r.id,
+            str(r.challenger_version),
+            "-" if r.champion_version is None else str(r.champion_version),
+            r.phase,
+            traffic,
+            _steps(r),
+            f"{r.failures}/{r.max_failures}",
+        )
+    return table
+
+
+def _show(cli: CliContext, record: RolloutRecord, as_json: bool, verb: str) -> None:
+    if as_json:
+        cli.print_json(svc.rollout_to_dict(record))
+        return
+    traffic = "shadow" if record.shadow else f"{record.percentage}%"
+    cli.console.print(
+        f"{verb} rollout {record.id} of {record.key}/{record.challenger_version}: "
+        f"{record.phase} ({traffic}); steps {_steps(record)}"
+    )
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="SYMBOL/TYPE/N (or @alias) to roll out")],
+    steps: Annotated[str, typer.Option(help="Steps: optional shadow, then rising %.")] = (
+        "shadow,10,50,100"
+    ),
+    interval: Annotated[str, typer.Option(help="Analysis interval: 90s, 15m, 1h, 1d.")] = "1h",
+    max_failures: Annotated[int, typer.Option(help="Failed intervals before rollback.")] = 3,
+    reason: Annotated[str, typer.Option(help="Why (goes into the audit log).")] = "rollout",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make REF the challenger and start its rollout at the first step."""
+    cli, where = _ctx(ctx)
+    seconds = parse_interval(interval)
+    with svc.controller(cli.config, where) as ctl:
+        record = ctl.start(
+            ref, steps=steps, interval_s=seconds, max_failures=max_failures, reason=reason
+        )
+    _show(cli, record, as_json, "started")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Argument(help="SYMBOL/TYPE (default: all)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the active rollouts (of one model, or all)."""
+    cli, where = _ctx(ctx)
+    with svc.controller(cli.config, where) as ctl:
+        records = ctl.status(model)
+    if as_json:
+        cli.print_json([svc.rollout_to_dict(r) for r in records])
+    elif not records:
+        cli.console.print("no active rollout")
+    else:
+        cli.console.print(_table(records))
+
+
+ReasonOpt = Annotated[str | None, typer.Option(help="Why (goes into the audit log).")]
+
+
+@app.command("advance")
+def advance(
+    ctx: typer.Context, model: ModelArg, reason: ReasonOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Go to the next step; after the last one promote the challenger (gates first)."""
+    cli, where = _ctx(ctx)
+    with svc.controller(cli.config, where) as ctl:
+        record = ctl.advance(model, reason=reason or "advanced by hand")
+    _show(cli, record, as_json, "advanced")
+
+
+@app.command("pause")
+def pause(
+    ctx: typer.Context, model: ModelArg, reason: ReasonOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Hold the rollout at its current step."""
+    cli, where = _ctx(ctx)
+    with svc.controller(cli.config, where) as ctl:
+        record = ctl.pause(model, reason=reason or "paused by hand")
+    _show(cli, record, as_json, "paused")
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context, model: ModelArg, reason: ReasonOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Continue a paused rollout."""
+    cli, where = _ctx(ctx)
+    with svc.controller(cli.config, where) as ctl:
+        record = ctl.resume(model, reason=reason or "resumed by hand")
+    _show(cli, record, as_json, "resumed")
+
+
+@app.command("abort")
+def abort(
+    ctx: typer.Context,
+    model: ModelArg,
+    reason: Annotated[str, typer.Option(help="Why (goes into the audit log).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Roll back: remove the challenger; the champion keeps serving."""
+    cli, where = _ctx(ctx)
+    with svc.controller(cli.config, where) as ctl:
+        record = ctl.abort(model, reason=reason)
+    _show(cli, record, as_json, "aborted")

@@ -1,0 +1,201 @@
+"""Activate a version in a bot that reads its model from an env file, with a safe way back.
+
+``activate``: gates first (fail closed, the same clearance as ``registry promote``); a
+timestamped backup of the env file; only the one ``KEY=`` line changes (anchored; every other
+byte stays as it was; atomic write by temp file + ``os.replace``); an audit record with the
+version and code versions; restart; health check; on a failed health check the backup is
+restored and the service restarted again. ``rollback_last`` restores the newest backup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from alphaops.core.config import AlphaOpsConfig
+from alphaops.core.errors import ExternalServiceError, NotFoundError, UsageError
+from alphaops.registry import ModelVersion
+from alphaops.services._common import open_configured_registry
+from alphaops.services.registry import RegistryLocation
+
+__all__ = [
+    "BACKUP_MARK",
+    "Activation",
+    "activate",
+    "backups_of",
+    "replace_env_value",
+    "rollback_last",
+]
+
+BACKUP_MARK = ".alphaops-backup-"
+ValueKind = Literal["path", "ref"]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """What ``activate`` did."""
+
+    ref: str
+    value: str
+    env_file: Path
+    key: str
+    backup: Path
+
+
+def replace_env_value(text: bytes, key: str, value: str) -> bytes:
+    """Return ``text`` with the value of the one ``KEY=`` line replaced, nothing else changed.
+
+    The line is matched anchored (optionally ``export KEY=``); its quotes and line ending stay.
+
+    >>> replace_env_value(b"A=1\\nMODEL='old'\\r\\nB=2", "MODEL", "new")
+    b"A=1\\nMODEL='new'\\r\\nB=2"
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise UsageError(f"env key {key!r} is not a valid name", fix="pass e.g. --key MODEL_PATH")
+    if any(c in value for c in "\r\n\"'"):
+        raise UsageError(f"env value {value!r} holds quotes or newlines", fix="use a plain path")
+    line = re.compile(
+        rb"^([ \t]*(?:export[ \t]+)?"
+        + key.encode()
+        + rb"[ \t]*=[ \t]*)(['\"]?)([^\r\n]*?)\2([ \t]*)(?=\r?$)",
+        re.MULTILINE,
+    )
+    found = list(line.finditer(text))
+    if len(found) != 1:
+        raise UsageError(
+            f"the env file has {len(found)} lines setting {key}, not exactly one",
+            fix=f"keep one '{key}=…' line in the file",
+        )
+    m = found[0]
+    new = m.group(1) + m.group(2) + value.encode() + m.group(2) + m.group(4)
+    return text[: m.start()] + new + text[m.end() :]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def backups_of(env_file: Path) -> list[Path]:
+    """Return the backups of ``env_file``, oldest first."""
+    return sorted(env_file.parent.glob(env_file.name + BACKUP_MARK + "*"))
+
+
+def _run(cmd: str, what: str, timeout_s: float) -> tuple[bool, str]:
+    try:
+        # The operator's own command, split without a shell. A restart command that starts a
+        # daemon must detach its output, or this waits for the daemon to close the pipes.
+        done = subprocess.run(
+            shlex.split(cmd), capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"{what} command {cmd!r} failed: {exc}"
+    out = (done.stdout + done.stderr).strip()
+    return done.returncode == 0, f"{what} command {cmd!r} exited {done.returncode}: {out}"
+
+
+def activate(
+    config: AlphaOpsConfig,
+    where: RegistryLocation,
+    *,
+    env_file: Path,
+    key: str,
+    ref: str,
+    restart_cmd: str,
+    health_cmd: str,
+    reason: str = "activate",
+    value: ValueKind = "path",
+    timeout_s: float = 120.0,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Activation:
+    """Point ``key`` in ``env_file`` at ``ref`` (its bundle folder, or the ref itself), restart
+    and health-check; on a failed check restore the backup, restart, and raise."""
+    if not env_file.is_file():
+        raise NotFoundError(f"env file {env_file} does not exist", fix="pass the bot's env file")
+    with open_configured_registry(
+        config, database_url=where.database_url, artifacts=where.artifacts
+    ) as registry:
+        version = registry.resolve(ref)
+        from alphaops.services.gates import clearance  # only when needed: gates are heavy
+
+        cleared = clearance(registry, version, force=False, reason=reason)
+        new_value = version.location if value == "path" else version.ref
+        original = env_file.read_bytes()
+        updated = replace_env_value(original, key, new_value)
+        backup = env_file.with_name(
+            env_file.name + BACKUP_MARK + now().strftime("%Y%m%dT%H%M%S%fZ")
+        )
+        shutil.copy2(env_file, backup)
+        _write_atomic(env_file, updated)
+        registry.record_activation(
+            version, reason=_note(cleared.audit_reason, env_file, key, version)
+        )
+        ok, detail = _run(restart_cmd, "restart", timeout_s)
+        if ok:
+            ok, detail = _run(health_cmd, "health", timeout_s)
+        if not ok:
+            _write_atomic(env_file, backup.read_bytes())
+            registry.record_activation(
+                version, reverted=True, reason=_note(f"reverted: {detail}", env_file, key, version)
+            )
+            again, again_detail = _run(restart_cmd, "restart", timeout_s)
+            raise ExternalServiceError(
+                f"activating {version.ref} failed ({detail}); {env_file} was restored from "
+                f"{backup.name} and the service restarted "
+                + ("successfully" if again else f"but that failed too ({again_detail})"),
+                fix="read the command output above, fix the service, then activate again",
+                backup=str(backup),
+            )
+    return Activation(version.ref, new_value, env_file, key, backup)
+
+
+def _note(reason: str, env_file: Path, key: str, version: ModelVersion) -> str:
+    code = version.manifest.code_version
+    return f"{reason}; {env_file}:{key} -> {version.ref} (model built by {code})"
+
+
+def rollback_last(
+    env_file: Path,
+    *,
+    confirm: Callable[[Path], bool],
+    restart_cmd: str | None = None,
+    timeout_s: float = 120.0,
+) -> Path | None:
+    """Restore the newest backup of ``env_file`` if ``confirm(backup)`` agrees; return it
+    (``None`` when not confirmed). Restart afterwards when ``restart_cmd`` is given."""
+    found = backups_of(env_file)
+    if not found:
+        raise NotFoundError(
+            f"{env_file} has no backup to restore",
+            fix="backups are written by 'alphaops activate'; check the path",
+        )
+    newest = found[-1]
+    if not confirm(newest):
+        return None
+    _write_atomic(env_file, newest.read_bytes())
+    if restart_cmd is not None:
+        ok, detail = _run(restart_cmd, "restart", timeout_s)
+        if not ok:
+            raise ExternalServiceError(
+                f"restored {env_file} from {newest.name} but {detail}",
+                fix="restart the service by hand",
+            )
+    return newest
