@@ -53,23 +53,47 @@ def test_quickstart_runs_the_lifecycle_on_the_bundled_sample_and_can_run_again(
     assert Path(summary["dataset"]["npz"]).exists()
     assert Path(summary["dataset"]["report"]).read_text().startswith("# Dataset")
     published = [o["model"] for o in summary["training"]["jobs"] if o["status"] == "published"]
-    assert sorted(published) == ["lightgbm", "lstm"]
+    assert sorted(published) == ["lightgbm", "lightgbm", "lstm"]
     verdicts = {g["ref"]: g["passed"] for g in summary["gates"]}
-    assert verdicts == {"BTCUSDT/lightgbm/1": True, "BTCUSDT/lstm/1": False}
+    assert verdicts == {
+        "BTCUSDT/lightgbm/1": True,
+        "BTCUSDT/lightgbm/2": True,
+        "BTCUSDT/lstm/1": False,
+    }
     assert all(Path(p).exists() for g in summary["gates"] for p in g["reports"].values())
+    # The first champion is promoted directly; the other passing candidate is rolled out
+    # while the holdout is replayed through a live predictor, and ends up champion.
     assert summary["promoted"] == 1
-    assert {"model": "BTCUSDT/lightgbm", "alias": "champion", "from": None, "to": 1} in summary[
-        "history"
+    replay = summary["replay"]
+    assert replay["challenger"] == "BTCUSDT/lightgbm/2"
+    assert [(i["phase"], i["percentage"]) for i in replay["intervals"]] == [
+        ("shadow", 0),
+        ("canary", 10),
+        ("canary", 50),
+        ("canary", 100),
+        ("live", 0),
     ]
-    # A second run adds no candles, publishes fresh candidates and gates them against the
-    # champion; the printed summary is for people.
+    assert replay["final_phase"] == "live"
+    assert set(replay["served"]) == {"BTCUSDT/lightgbm/1", "BTCUSDT/lightgbm/2"}
+    assert replay["intervals"][-1]["served"] == {"BTCUSDT/lightgbm/2": 24}
+    moves = [(h["alias"], h["from"], h["to"]) for h in summary["history"]]
+    assert moves.count(("champion", 1, 2)) == 1
+    # A second run adds no candles and rolls its best passing candidate out against the
+    # champion instead of promoting directly; the printed summary is for people.
     code, out, _ = run(capsys, "--home", home, "quickstart")
     assert code == 0
-    for text in ("BTCUSDT/lightgbm/2", "BTCUSDT/lstm/2", "PASS", "FAIL", "champion", "added now"):
+    for text in (
+        "BTCUSDT/lightgbm/3",
+        "BTCUSDT/lstm/2",
+        "PASS",
+        "FAIL",
+        "live replay",
+        "added now",
+    ):
         assert text in out
     listed = run_json(capsys, "--home", home, "registry", "list")
     assert isinstance(listed, list)
-    assert len(listed) == 4
+    assert len(listed) == 6
 
 
 def test_data_import_list_check_show(

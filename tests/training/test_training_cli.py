@@ -129,9 +129,10 @@ def test_the_quickstart_trains_a_tree_and_a_sequence_model_on_the_sample_as_cand
     summary = train_quickstart_candidates(config, progress=lambda i, u: updates.append(i))
     assert [(o.job.model, o.status, o.ref) for o in summary.outcomes] == [
         ("lightgbm", "published", "BTCUSDT/lightgbm/1"),
+        ("lightgbm", "published", "BTCUSDT/lightgbm/2"),
         ("lstm", "published", "BTCUSDT/lstm/1"),
     ]
-    assert set(updates) == {0, 1}
+    assert set(updates) == {0, 1, 2}
     with open_registry(AlphaOpsHome(tmp_path / "home")) as registry:
         assert registry.aliases("BTCUSDT/lstm") == {}
         assert registry.get("BTCUSDT/lstm", 1).manifest.input.shape == [None, 32, 11]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ from alphaops.services.quickstart import (
     QuickstartResult,
     run_quickstart,
 )
+from alphaops.services.replay import ReplayResult
 from alphaops.services.training import quickstart_jobs
 
 
@@ -71,12 +73,54 @@ def _to_dict(home: object, result: QuickstartResult) -> dict[str, object]:
         "scoreboard": result.board.to_dict(),
         "promoted": None if result.promotion is None else result.promotion.to_version,
         "promotion_note": result.promotion_note,
+        "replay": None
+        if result.replay is None
+        else {
+            "challenger": result.replay.challenger,
+            "final_phase": result.replay.final_phase,
+            "served": result.replay.served,
+            "intervals": [asdict(i) for i in result.replay.intervals],
+        },
         "versions": [v.ref for v in result.versions],
         "history": [
             {"model": r.key, "alias": r.alias, "from": r.from_version, "to": r.to_version}
             for r in result.history
         ],
     }
+
+
+def _render_replay(console: Console, replay: ReplayResult) -> None:
+    console.rule(f"live replay — rollout of {replay.challenger}")
+    table = Table(
+        "from bar (UTC)",
+        "phase",
+        "bars",
+        "served by",
+        "challenger saw",
+        "agree",
+        "hit rate",
+        "verdict",
+        "then",
+    )
+    for i in replay.intervals:
+        phase = i.phase if i.phase != "canary" else f"canary {i.percentage}%"
+        served = ", ".join(f"{ref} × {n}" for ref, n in sorted(i.served.items()))
+        hit = "—" if i.hit_rate is None else f"{i.hit_rate:.0%}"
+        agree = f"{i.agreement:.0%}" if i.challenger_predictions else "—"
+        table.add_row(
+            i.first_bar[:16],
+            phase,
+            str(i.bars),
+            served,
+            str(i.challenger_predictions),
+            agree,
+            hit,
+            i.verdict,
+            i.phase_after or i.detail,
+        )
+    console.print(table)
+    served = ", ".join(f"{ref} served {n} bars" for ref, n in sorted(replay.served.items()))
+    console.print(f"[bold]rollout[/]: ended {replay.final_phase}; {served}")
 
 
 def _render(console: Console, home: str, result: QuickstartResult) -> None:
@@ -111,6 +155,8 @@ def _render(console: Console, home: str, result: QuickstartResult) -> None:
     console.print(gates)
     console.print(scoreboard_table(result.board))
     console.print(f"[bold]promotion[/]: {result.promotion_note}")
+    if result.replay is not None:
+        _render_replay(console, result.replay)
     console.rule("registry")
     versions = Table("version", "created")
     for v in result.versions:

@@ -1,14 +1,18 @@
-"""The main job: the whole lifecycle that exists so far, on the bundled real sample data.
+"""The main job: the whole lifecycle, on the bundled real sample data.
 
-import → check → features/labels → sequence dataset → train a tree and a sequence model →
-publish both as candidates → gate them → scoreboard → promote the best one that passed
-(or say why none did) → the registry's versions and audit history.
+import → check → features/labels → sequence dataset → train two LightGBMs and an LSTM →
+publish them as candidates → gate them → scoreboard → promote the best one that passed when
+there is no champion yet (or say why none passed) → roll the next passing candidate out
+(shadow → canary → live) while the holdout is replayed bar by bar through a live predictor →
+the registry's versions and audit history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import pandas as pd
 
 from alphaops.core.config import AlphaOpsConfig
 from alphaops.core.errors import AlphaOpsError
@@ -19,10 +23,11 @@ from alphaops.gates.scoreboard import Scoreboard
 from alphaops.registry import AliasMove, AuditRecord, ModelVersion
 from alphaops.registry.refs import CHAMPION
 from alphaops.services._common import open_configured_registry
-from alphaops.services.data import check_data, import_files, list_data
+from alphaops.services.data import check_data, import_files, list_data, open_store
 from alphaops.services.datasets import build_dataset
 from alphaops.services.gates import GateRunSummary, gate_run, scoreboard
 from alphaops.services.registry import RegistryLocation, promote
+from alphaops.services.replay import ReplayResult, replay_rollout
 from alphaops.services.training import TrainingSummary, train_quickstart_candidates
 from alphaops.training.fanout import JobOutcome, ProgressSink
 
@@ -74,6 +79,7 @@ class QuickstartResult:
     board: Scoreboard
     promotion: AliasMove | None
     promotion_note: str
+    replay: ReplayResult | None
     versions: list[ModelVersion]
     history: list[AuditRecord]
 
@@ -127,6 +133,17 @@ def run_quickstart(
     board, _ = scoreboard(config, SYMBOL)
     step("promote the best candidate that passed")
     promotion, note = _promote_best(config, attempts)
+    replay = None
+    challenger = _next_challenger(config, attempts)
+    if challenger is not None:
+        step(f"roll {challenger} out while replaying {SYMBOL} from {HOLDOUT_START}")
+        replay = replay_rollout(
+            config,
+            challenger,
+            open_store(config).load(SYMBOL, "1h"),
+            start_ms=int(pd.Timestamp(HOLDOUT_START, tz="UTC").value // 1_000_000),
+            label=RULE,
+        )
     with open_configured_registry(config) as registry:
         versions = [v for m in registry.list_models() for v in registry.list_versions(m)]
         history = [record for m in registry.list_models() for record in registry.history(m)]
@@ -141,24 +158,35 @@ def run_quickstart(
         board,
         promotion,
         note,
+        replay,
         versions,
         history,
     )
 
 
+def _ranked(attempts: list[GateAttempt]) -> list[GateAttempt]:
+    # Candidates that passed every gate, lowest validation loss on the training holdout first.
+    passed = [a for a in attempts if a.passed]
+    return sorted(passed, key=lambda a: a.outcome.metrics.get("val_loss", float("inf")))
+
+
 def _promote_best(
     config: AlphaOpsConfig, attempts: list[GateAttempt]
 ) -> tuple[AliasMove | None, str]:
-    passed = [a for a in attempts if a.passed]
-    if not passed:
+    ranked = _ranked(attempts)
+    if not ranked:
         reasons = "; ".join(f"{a.outcome.ref} {a.why_not()}" for a in attempts)
         return None, f"no candidate passed every gate, so the champion is unchanged: {reasons}"
-    # Lowest validation loss on the training holdout among the candidates that passed.
-    best = min(passed, key=lambda a: a.outcome.metrics.get("val_loss", float("inf")))
+    best = ranked[0]
     assert best.outcome.ref is not None
     with open_configured_registry(config) as registry:
         version = registry.resolve(best.outcome.ref)
         current = registry.aliases(version.key).get(CHAMPION)
+    if current is not None:
+        return None, (
+            f"{version.key} already has champion v{current}: {best.outcome.ref} goes through a "
+            "rollout instead of a direct promotion"
+        )
     move = promote(
         config,
         RegistryLocation(),
@@ -166,4 +194,15 @@ def _promote_best(
         expect=current,
         reason="quickstart: lowest validation loss among candidates that passed every gate",
     )
-    return move, f"promoted {best.outcome.ref} to champion (it passed every gate)"
+    return move, f"promoted {best.outcome.ref} to champion (the first; it passed every gate)"
+
+
+def _next_challenger(config: AlphaOpsConfig, attempts: list[GateAttempt]) -> str | None:
+    # The best passing candidate that is not the champion of its model, if that model has one.
+    with open_configured_registry(config) as registry:
+        for attempt in _ranked(attempts):
+            version = registry.resolve(str(attempt.outcome.ref))
+            current = registry.aliases(version.key).get(CHAMPION)
+            if current is not None and current != version.version:
+                return version.ref
+    return None

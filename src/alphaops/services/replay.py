@@ -1,0 +1,196 @@
+"""Replay recorded candles through a live predictor while a challenger is rolled out.
+
+This is what a bot does, bar by bar: ask the :class:`~alphaops.runtime.LivePredictor` for a
+decision on the latest bar (routing key: the bar's open time), and, at the end of every
+analysis interval, let the rollout controller judge the challenger on what it did (error
+rate, latency p99, agreement with the champion, hit rate on the realised outcome) and move
+the rollout on: shadow → canary percentages → live, or pause, or roll back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from alphaops.core.config import AlphaOpsConfig
+from alphaops.data import Candles
+from alphaops.features import LabelRule, make_labels
+from alphaops.rollout import AnalysisPolicy, IntervalStats, parse_steps
+from alphaops.runtime import LivePredictor, Prediction
+from alphaops.scoring import BundlePredictor
+from alphaops.services._common import open_configured_registry
+from alphaops.services.rollout import RolloutController
+
+__all__ = ["ReplayInterval", "ReplayResult", "replay_rollout"]
+
+# Bars of history handed to the predictor with every bar: more than any default warm-up.
+WINDOW_BARS = 1024
+
+
+@dataclass(frozen=True)
+class ReplayInterval:
+    """One analysis interval: the rollout phase, who served the bars, and the verdict."""
+
+    phase: str
+    percentage: int
+    first_bar: str
+    bars: int
+    served: dict[str, int]
+    challenger_predictions: int
+    agreement: float
+    hit_rate: float | None
+    verdict: str = "—"
+    detail: str = ""
+    phase_after: str = ""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """The whole replay: intervals in order and the final phase of the rollout."""
+
+    challenger: str
+    intervals: list[ReplayInterval] = field(default_factory=list)
+    final_phase: str = ""
+
+    @property
+    def served(self) -> dict[str, int]:
+        """Return how many bars each version served (``SYMBOL/TYPE/N``), over the replay."""
+        total: Counter[str] = Counter()
+        for interval in self.intervals:
+            total.update(interval.served)
+        return dict(total)
+
+
+def replay_rollout(
+    config: AlphaOpsConfig,
+    challenger: str,
+    candles: Candles,
+    *,
+    start_ms: int,
+    label: LabelRule,
+    steps: str = "shadow,10,50,100",
+    min_predictions: int = 20,
+    bars_after_live: int = 24,
+) -> ReplayResult:
+    """Start a rollout of ``challenger`` and replay ``candles`` from ``start_ms`` through a
+    live predictor until the rollout ends (live or rolled back) or the bars run out.
+
+    Each interval is long enough for the challenger to serve about ``min_predictions`` bars
+    at the step's percentage (in shadow it sees every bar). The hit rate counts a non-flat
+    action as a hit when the realised forward return over the label horizon has its sign.
+    """
+    policy = AnalysisPolicy(min_predictions=min_predictions)
+    bar = int(np.searchsorted(candles.timestamps_ms, start_ms))
+    outcome = _realised_returns(candles, label)
+    intervals: list[ReplayInterval] = []
+    with open_configured_registry(config) as registry:
+        controller = RolloutController(registry, actor="quickstart")
+        record = controller.start(
+            challenger,
+            steps=steps,
+            interval_s=float(candles.timeframe.seconds),
+            max_failures=2,
+            reason="quickstart: replay the holdout through a live predictor",
+        )
+        key = record.key
+        scores = BundlePredictor.from_registry(registry, f"{key}/{record.champion_version}").score(
+            candles, start_ms=start_ms
+        )
+        champion = dict(zip(scores.timestamps_ms.tolist(), scores.actions.tolist(), strict=True))
+        with LivePredictor(registry, key, start=False) as live:
+            for pct in parse_steps(steps):
+                share = 100 if pct is None else pct
+                length = -(-min_predictions * 100 // share) + 10  # ceil, plus a margin
+                stats, interval, bar = _interval(
+                    live, candles, bar, length, champion, outcome, record.phase, record.percentage
+                )
+                if interval is None:
+                    break
+                analysis = controller.analyse(key, stats, policy)
+                record = analysis.rollout
+                live.poll()  # a bot follows the move within one polling interval
+                intervals.append(
+                    replace(
+                        interval,
+                        verdict=analysis.verdict.value,
+                        detail=analysis.detail,
+                        phase_after=record.phase,
+                    )
+                )
+                if not record.active:
+                    break
+            if record.phase == "live":  # a day of bars served by the new champion
+                _, interval, bar = _interval(
+                    live, candles, bar, bars_after_live, champion, outcome, "live", 0
+                )
+                if interval is not None:
+                    intervals.append(replace(interval, detail="served after the promotion"))
+    return ReplayResult(challenger, intervals, record.phase)
+
+
+def _realised_returns(candles: Candles, label: LabelRule) -> dict[int, float]:
+    frame = make_labels(candles, label).frame
+    stamps = frame["timestamp"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    return dict(zip(stamps.tolist(), frame["forward_return"].tolist(), strict=True))
+
+
+def _interval(
+    live: LivePredictor,
+    candles: Candles,
+    start: int,
+    length: int,
+    champion: dict[int, int],
+    outcome: dict[int, float],
+    phase: str,
+    percentage: int,
+) -> tuple[IntervalStats, ReplayInterval | None, int]:
+    stamps = candles.timestamps_ms
+    stop = min(start + length, len(stamps))
+    served: Counter[str] = Counter()
+    seen: list[tuple[int, Prediction]] = []  # what the challenger said, served or in shadow
+    latencies: list[float] = []
+    errors = 0
+    for i in range(start, stop):
+        window = Candles.from_frame(
+            candles.frame.iloc[max(0, i - WINDOW_BARS + 1) : i + 1],
+            symbol=candles.symbol,
+            timeframe=candles.timeframe,
+        )
+        ts = int(stamps[i])
+        logged = len(live.shadow_log)
+        began = time.perf_counter()
+        prediction = live.predict_candles(window, routing_key=ts)
+        elapsed = time.perf_counter() - began
+        served[prediction.ref] += 1
+        errors += prediction.role == "fallback"
+        if prediction.role == "challenger":
+            seen.append((ts, prediction))
+            latencies.append(elapsed)
+        elif len(live.shadow_log) > logged:
+            seen.append((ts, live.shadow_log[-1][1]))
+            latencies.append(elapsed)
+    agree = [p.action == champion.get(ts) for ts, p in seen]
+    hits = [np.sign(outcome[ts]) == p.action for ts, p in seen if p.action and ts in outcome]
+    stats = IntervalStats(
+        predictions=len(seen),
+        errors=errors,
+        latency_p99_s=float(np.percentile(latencies, 99)) if latencies else 0.0,
+        agreement=float(np.mean(agree)) if agree else 0.0,
+        hit_rate=float(np.mean(hits)) if hits else None,
+    )
+    if stop <= start:
+        return stats, None, start
+    interval = ReplayInterval(
+        phase=phase,
+        percentage=percentage,
+        first_bar=candles.frame["timestamp"].iloc[start].isoformat(),
+        bars=stop - start,
+        served=dict(served),
+        challenger_predictions=len(seen),
+        agreement=stats.agreement,
+        hit_rate=stats.hit_rate,
+    )
+    return stats, interval, stop
