@@ -13,7 +13,10 @@ import pytest
 from alphaops.cli import main
 from alphaops.core.config import load_config
 from alphaops.data import Candles
-from alphaops.services.data import download_data, list_data
+from alphaops.services._common import open_configured_registry
+from alphaops.services.data import download_data, list_data, open_store
+from alphaops.services.quickstart import RULE
+from alphaops.services.replay import replay_rollout
 from alphaops.testing import FakeExchange
 
 Loader = Callable[[str, str], Candles]
@@ -71,13 +74,29 @@ def test_quickstart_runs_the_lifecycle_on_the_bundled_sample_and_can_run_again(
         ("canary", 10),
         ("canary", 50),
         ("canary", 100),
-        ("live", 0),
+        ("live", 100),
     ]
     assert replay["final_phase"] == "live"
     assert set(replay["served"]) == {"BTCUSDT/lightgbm/1", "BTCUSDT/lightgbm/2"}
     assert replay["intervals"][-1]["served"] == {"BTCUSDT/lightgbm/2": 24}
     moves = [(h["alias"], h["from"], h["to"]) for h in summary["history"]]
     assert moves.count(("champion", 1, 2)) == 1
+    # A replay that runs out of bars before the rollout finishes aborts it, leaving no
+    # active rollout and no challenger behind.
+    config = load_config(environ={}, home=Path(home))
+    candles = open_store(config).load("BTCUSDT", "1h")
+    short = replay_rollout(
+        config,
+        "BTCUSDT/lightgbm/1",
+        candles,
+        start_ms=int(candles.timestamps_ms[-5]),
+        label=RULE,
+    )
+    assert short.final_phase == "rolled_back"
+    assert short.served == {"BTCUSDT/lightgbm/2": 5}
+    with open_configured_registry(config) as registry:
+        assert "challenger" not in registry.aliases("BTCUSDT/lightgbm")
+        assert registry.active_rollout("BTCUSDT/lightgbm") is None
     # A second run adds no candles and rolls its best passing candidate out against the
     # champion instead of promoting directly; the printed summary is for people.
     code, out, _ = run(capsys, "--home", home, "quickstart")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from alphaops.core.errors import (
 )
 from alphaops.features import FeaturePipeline
 from alphaops.registry import ModelKey, Registry
-from alphaops.registry.bundle import Bundle
+from alphaops.registry.bundle import Bundle, verify_bundle
 from alphaops.scoring import ACTION_OF_CLASS, TRAINING_REPORT, FeatureSource, feature_spec_of
 
 __all__ = ["IncompatibleModelError", "LoadedModel", "ModelFailedError", "load_model"]
@@ -85,7 +86,7 @@ def load_model(
     Raises :class:`~alphaops.core.errors.IntegrityError` (or :class:`IncompatibleModelError`).
     """
     ref = f"{key}/{version}"
-    bundle = registry.load(ref)  # checksums, manifest sha, smoke test on a scratch session
+    bundle = _verified_bundle(registry, ref)
     manifest = bundle.manifest
     names = tuple(f.name for f in manifest.features)
     if expect_features is not None and names != expect_features:
@@ -136,6 +137,21 @@ def load_model(
     return model
 
 
+def _verified_bundle(registry: Registry, ref: str) -> Bundle:
+    # Checksums and the manifest sha, as Registry.load, but without its smoke test on a
+    # scratch onnxruntime session: _smoke_test below runs the same check on the serving
+    # session itself. Skipping the duplicate halves the sessions a swap creates and shortens
+    # the background work that competes with predictions for the GIL during a swap.
+    if not registry.artifacts.local:
+        return registry.load(ref)  # downloads, then verifies the local copy
+    found = registry.resolve(ref)
+    source = registry.artifacts.version_dir(found.key, found.version)
+    verify_bundle(
+        registry.artifacts.fs, source, smoke_test=False, manifest_sha256=found.manifest_sha256
+    )
+    return Bundle(Path(source), found.manifest)
+
+
 def _pipeline(
     bundle: Bundle, ref: str, names: tuple[str, ...], features: FeatureSource | None
 ) -> FeatureSource | None:
@@ -159,6 +175,14 @@ def _smoke_test(model: LoadedModel, bundle: Bundle) -> None:
     inputs, expected = load_reference(
         (bundle.path / "reference.npz").read_bytes(), folder=str(bundle.path)
     )
+    want = list(bundle.manifest.input.shape[1:])
+    if list(inputs.shape[1:]) != want:
+        raise IntegrityError(
+            f"{model.ref}: reference.npz inputs have shape {list(inputs.shape)}, the manifest "
+            f"input is {bundle.manifest.input.shape}",
+            fix="rebuild the reference batch",
+            file="reference.npz",
+        )
     try:
         got = model.run(np.ascontiguousarray(inputs, dtype=model.dtype))
     except AlphaOpsError:

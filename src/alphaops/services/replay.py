@@ -18,7 +18,8 @@ import numpy as np
 from alphaops.core.config import AlphaOpsConfig
 from alphaops.data import Candles
 from alphaops.features import LabelRule, make_labels
-from alphaops.rollout import AnalysisPolicy, IntervalStats, parse_steps
+from alphaops.registry import RolloutRecord
+from alphaops.rollout import AnalysisPolicy, IntervalStats
 from alphaops.runtime import LivePredictor, Prediction
 from alphaops.scoring import BundlePredictor
 from alphaops.services._common import open_configured_registry
@@ -101,14 +102,14 @@ def replay_rollout(
         )
         champion = dict(zip(scores.timestamps_ms.tolist(), scores.actions.tolist(), strict=True))
         with LivePredictor(registry, key, start=False) as live:
-            for pct in parse_steps(steps):
-                share = 100 if pct is None else pct
-                length = -(-min_predictions * 100 // share) + 10  # ceil, plus a margin
+            # An interval lasts until the challenger has answered min_predictions bars (in
+            # shadow it answers every bar; at 10% about one bar in ten), so every analysis
+            # has the evidence it needs; a failed interval is repeated at the same step.
+            while record.active and record.phase != "paused" and bar < len(candles):
                 stats, interval, bar = _interval(
-                    live, candles, bar, length, champion, outcome, record.phase, record.percentage
+                    live, candles, bar, min_predictions, champion, outcome, record
                 )
-                if interval is None:
-                    break
+                assert interval is not None  # bar < len(candles)
                 analysis = controller.analyse(key, stats, policy)
                 record = analysis.rollout
                 live.poll()  # a bot follows the move within one polling interval
@@ -120,14 +121,14 @@ def replay_rollout(
                         phase_after=record.phase,
                     )
                 )
-                if not record.active:
-                    break
             if record.phase == "live":  # a day of bars served by the new champion
                 _, interval, bar = _interval(
-                    live, candles, bar, bars_after_live, champion, outcome, "live", 0
+                    live, candles, bar, 0, champion, outcome, record, bars=bars_after_live
                 )
                 if interval is not None:
                     intervals.append(replace(interval, detail="served after the promotion"))
+            elif record.active:  # the bars ran out or an analysis paused it: leave it clean
+                record = controller.abort(key, reason="quickstart: the replay ended first")
     return ReplayResult(challenger, intervals, record.phase)
 
 
@@ -141,19 +142,25 @@ def _interval(
     live: LivePredictor,
     candles: Candles,
     start: int,
-    length: int,
+    answers: int,
     champion: dict[int, int],
     outcome: dict[int, float],
-    phase: str,
-    percentage: int,
+    record: RolloutRecord,
+    *,
+    bars: int | None = None,
 ) -> tuple[IntervalStats, ReplayInterval | None, int]:
+    # Replay from bar ``start`` until the challenger has answered ``answers`` bars (or, with
+    # ``bars``, for exactly that many bars), or the candles run out.
     stamps = candles.timestamps_ms
-    stop = min(start + length, len(stamps))
+    end = len(stamps) if bars is None else min(start + bars, len(stamps))
     served: Counter[str] = Counter()
     seen: list[tuple[int, Prediction]] = []  # what the challenger said, served or in shadow
     latencies: list[float] = []
     errors = 0
-    for i in range(start, stop):
+    stop = start
+    while stop < end and (bars is not None or len(seen) < answers):
+        i = stop
+        stop += 1
         window = Candles.from_frame(
             candles.frame.iloc[max(0, i - WINDOW_BARS + 1) : i + 1],
             symbol=candles.symbol,
@@ -184,8 +191,8 @@ def _interval(
     if stop <= start:
         return stats, None, start
     interval = ReplayInterval(
-        phase=phase,
-        percentage=percentage,
+        phase=record.phase,
+        percentage=record.percentage,
         first_bar=candles.frame["timestamp"].iloc[start].isoformat(),
         bars=stop - start,
         served=dict(served),
