@@ -7,6 +7,7 @@ See :mod:`alphaops.features.spec` for how ``warmup_bars`` is chosen; the computa
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
@@ -54,14 +55,14 @@ class _FeatureModel(SpecModel):
     spec_label: ClassVar[str] = "feature"
 
     @property
+    @abstractmethod
     def name(self) -> str:
         """Return the column name, stable across versions (e.g. ``rsi_14``)."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def warmup_bars(self) -> int:
         """Return how many bars of history the value at one bar needs (see module doc)."""
-        raise NotImplementedError
 
 
 class RSI(_FeatureModel):

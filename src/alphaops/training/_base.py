@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
@@ -36,7 +37,7 @@ ParamValue = str | int | float | bool | None
 FloatArray = npt.NDArray[np.float32]
 
 
-class Classifier:
+class Classifier(ABC):
     """Base of the five model families; see the module docstring for the contract."""
 
     #: Registry model type, e.g. ``"lightgbm"``.
@@ -47,6 +48,7 @@ class Classifier:
     classes_: npt.NDArray[np.int64]
     n_features_in_: int
 
+    @abstractmethod
     def fit(
         self,
         X: Any,
@@ -58,23 +60,22 @@ class Classifier:
         cancel: CancelToken | None = None,
     ) -> Self:
         """Learn from ``X``/``y`` (validation data is used for early stopping); return self."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predict_proba(self, X: Any) -> FloatArray:
         """Return float32 class probabilities ``(N, n_classes)`` in ``classes_`` order."""
-        raise NotImplementedError
 
     def predict(self, X: Any) -> npt.NDArray[np.int64]:
         """Return the most probable class of each row."""
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)], dtype=np.int64)
 
+    @abstractmethod
     def to_onnx(self) -> bytes:
         """Return the serialised ONNX model (``input`` → ``probabilities``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def native_files(self) -> dict[str, bytes]:
         """Return pickle-free native artifacts by file name (for ``native/`` in a bundle)."""
-        raise NotImplementedError
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:

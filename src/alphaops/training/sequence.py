@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import warnings
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, Self
 
@@ -135,8 +136,9 @@ class _TorchModel(Classifier):
     random_state: int
     n_threads: int
 
+    @abstractmethod
     def _build(self, n_features: int, n_classes: int, lookback: int) -> nn.Module:
-        raise NotImplementedError
+        """Return the untrained network for these input and output sizes."""
 
     def _architecture(self) -> dict[str, Any]:
         return {
