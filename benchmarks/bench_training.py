@@ -8,12 +8,17 @@
 - ``cancel_*``: latency from ``CancelToken.cancel()`` to the job raising, for cancels at
   random moments during training (trees and torch).
 - ``progress_*``: intervals between updates forwarded by a 300 ms ProgressBridge.
+- ``async_loop_lag_*``: how late a 10 ms ``asyncio.sleep`` wakes up while
+  ``train_job_async`` boosts LightGBM in its worker thread (the event loop must stay
+  responsive), and ``async_cancel_ms``: from ``task.cancel()`` to the task having stopped.
 
 Run: ``.venv/bin/python benchmarks/run.py training``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import random
 import tempfile
@@ -29,7 +34,14 @@ from alphaops.core.errors import CancelledError
 from alphaops.data.candles import Candles
 from alphaops.features import LabelRule
 from alphaops.registry import open_registry
-from alphaops.training import CancelToken, ProgressBridge, TrainingJob, publish_trained, train_job
+from alphaops.training import (
+    CancelToken,
+    ProgressBridge,
+    TrainingJob,
+    publish_trained,
+    train_job,
+    train_job_async,
+)
 from alphaops.training.fanout import run_jobs
 
 DATA = Path(
@@ -124,6 +136,39 @@ def _progress(model: str, candles: dict[str, Candles], **params: Any) -> dict[st
     }
 
 
+def _async_loop(candles: dict[str, Candles]) -> dict[str, float]:
+    job = _job("lightgbm", n_estimators=100_000, early_stopping_rounds=0)
+
+    async def scenario() -> tuple[list[float], float]:
+        loop = asyncio.get_running_loop()
+        boosting = asyncio.Event()
+        task = asyncio.create_task(
+            train_job_async(
+                job, candles, callbacks=[lambda *_: loop.call_soon_threadsafe(boosting.set)]
+            )
+        )
+        await asyncio.wait_for(boosting.wait(), timeout=600)
+        lags = []
+        for _ in range(200):
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - before - 0.01)
+        task.cancel()
+        asked = time.perf_counter()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return lags, time.perf_counter() - asked
+
+    lags, stop = asyncio.run(scenario())
+    array = np.asarray(lags) * 1000
+    return {
+        "async_loop_lag_p50_ms": float(np.percentile(array, 50)),
+        "async_loop_lag_p99_ms": float(np.percentile(array, 99)),
+        "async_loop_lag_max_ms": float(array.max()),
+        "async_cancel_ms": stop * 1000,
+    }
+
+
 def run() -> dict[str, Any]:
     figures: dict[str, Any] = {}
     btc = {"BTCUSDT": _candles("BTCUSDT")}
@@ -177,6 +222,7 @@ def run() -> dict[str, Any]:
 
     figures |= _progress("lightgbm", btc, n_estimators=2000, early_stopping_rounds=0)
     figures |= _progress("lstm", small, max_epochs=3, patience=3)
+    figures |= _async_loop(small)
     return figures
 
 

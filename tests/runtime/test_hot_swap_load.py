@@ -1,10 +1,16 @@
 """Hot-swap under load: threads predict while the champion is promoted and rolled back.
 
-Every prediction must succeed, be attributable to the version that served it (its
-probabilities equal that version's), and never come from a rolled-back version more than one
-polling interval (plus the poll's own two reads, see ``SLACK_S``) after the rollback call
-returned (the moment its commit is confirmed to the caller). A
-promotion to a version not yet loaded also waits for its verified load (``LOAD_BUDGET_S``).
+Every prediction must succeed and be attributable to the version that served it (its
+probabilities equal that version's). Following the registry is checked as causality, not
+against a wall clock that a loaded 2-core machine can stretch:
+
+- every move is picked up by the first poll that starts after the move's commit was confirmed
+  (so a bot follows within one polling interval plus that poll's own duration);
+- no prediction that started after that poll returned is served by the version moved away
+  from, whether the move was a rollback or a promotion to a version not loaded yet.
+
+How long that takes in wall-clock time is measured by ``benchmarks/bench_runtime.py``
+(``promote_to_first_new_ms``) and returned here for reading, never asserted.
 """
 
 from __future__ import annotations
@@ -25,24 +31,51 @@ from .conftest import ACTIONS, wait_until
 
 ROW = np.array([0.3, -0.1, 0.2, 0.5])
 INTERVAL_S = 0.05
-SLACK_S = 0.05
-"""Allowance for the poll's two small reads while predicting threads hold the GIL (2 CPUs)."""
-LOAD_BUDGET_S = 1.0
-"""Allowance for loading and verifying a version the runtime has not loaded yet."""
+
+
+@dataclass(frozen=True)
+class _Move:
+    issued: float
+    confirmed: float  # the call returned: its commit is visible to every reader
+    champion: int  # after the move
+    generation: int
+    kind: str
 
 
 @dataclass
 class _Moves:
-    # (issued at, confirmed committed at, champion after it, kind).
-    timeline: list[tuple[float, float, int, str]] = field(default_factory=list)
+    timeline: list[_Move] = field(default_factory=list)
     rollbacks: int = 0
     promotions: int = 0
+
+
+@dataclass(frozen=True)
+class _Poll:
+    started: float
+    ended: float
+    generation: int  # the generation the served models reflect once the poll returned
+
+
+def _record_polls(live: LivePredictor) -> list[_Poll]:
+    """Record every poll of ``live``'s own polling thread (start it after this)."""
+    polls: list[_Poll] = []
+    poll = live.poll
+
+    def recorded() -> bool:
+        started = time.monotonic()
+        try:
+            return poll()
+        finally:
+            polls.append(_Poll(started, time.monotonic(), live.generation))
+
+    live.poll = recorded  # type: ignore[method-assign]
+    return polls
 
 
 def _mover(registry: Registry, live: LivePredictor, versions: list[int], n: int) -> _Moves:
     moves = _Moves()
     champion = versions[0]
-    moves.timeline.append((0.0, 0.0, champion, "start"))
+    moves.timeline.append(_Move(0.0, 0.0, champion, live.generation, "start"))
     for step in range(n):
         aliases = registry.aliases("BTCUSDT/logreg")
         before = time.monotonic()
@@ -58,31 +91,54 @@ def _mover(registry: Registry, live: LivePredictor, versions: list[int], n: int)
             moves.promotions += 1
         assert move.to_version is not None
         champion = move.to_version
-        moves.timeline.append((before, time.monotonic(), champion, kind))
+        moves.timeline.append(_Move(before, time.monotonic(), champion, move.generation, kind))
         if step % 2 == 0:  # every other move waits to be observed; the rest come in bursts
             wait_until(lambda gen=move.generation: live.generation >= gen)
     return moves
 
 
-def _stale_by(
-    timeline: list[tuple[float, float, int, str]], at: float, version: int
-) -> tuple[float, str]:
-    """Return how long after the move away from ``version`` was confirmed committed a
-    prediction started at ``at`` was served by it (0 when it still was champion; inf when it
-    never was before ``at``), and the kind of that move.
+def _first_poll_after(polls: list[_Poll], moment: float) -> _Poll | None:
+    return next((p for p in polls if p.started > moment), None)
+
+
+def _check_served_versions(
+    moves: list[_Move], polls: list[_Poll], served: dict[int, np.ndarray]
+) -> dict[str, float]:
+    """Check that every prediction was served by a version it may have been served by, and
+    return the longest wall-clock time a version served after a rollback or promotion away
+    from it was confirmed (for reading only).
+
+    ``served`` maps a version to the (started, ended) times of the predictions it served. A
+    prediction may have been served by ``version`` if it read the served models after
+    ``version`` became champion and no later than the end of the first poll that started
+    after the move away from it was confirmed.
     """
-    best, ended_by = float("inf"), "never"
-    for i, (issued, _, champion, _) in enumerate(timeline):
-        if champion != version or issued > at:
-            continue
-        end, kind = (
-            (timeline[i + 1][1], timeline[i + 1][3])
-            if i + 1 < len(timeline)
-            else (float("inf"), "")
+    stale = {"rollback": 0.0, "promote": 0.0}
+    for version, spans in served.items():
+        became, bound, away, kinds = [], [], [], []
+        for i, move in enumerate(moves):
+            if move.champion != version:
+                continue
+            became.append(move.issued)
+            nxt = moves[i + 1] if i + 1 < len(moves) else None
+            first = None if nxt is None else _first_poll_after(polls, nxt.confirmed)
+            bound.append(np.inf if first is None else first.ended)
+            away.append(np.inf if nxt is None else nxt.confirmed)
+            kinds.append("" if nxt is None else nxt.kind)
+        started, ended = spans[:, :1], spans[:, 1:]
+        fits = (ended >= np.array(became)) & (started <= np.array(bound))
+        lost = ~fits.any(axis=1)
+        assert not lost.any(), (
+            f"v{version} served a prediction from {spans[lost][0]} outside its time as "
+            f"champion; moves {moves}; polls {polls}"
         )
-        if max(0.0, at - end) < best:
-            best, ended_by = max(0.0, at - end), kind
-    return best, ended_by
+        late = np.where(fits, np.maximum(0.0, started - np.array(away)), np.inf)
+        best = late.argmin(axis=1)
+        for j, kind in enumerate(kinds):
+            after = late[best == j, j]
+            if kind and after.size:
+                stale[kind] = max(stale[kind], float(after.max()))
+    return stale
 
 
 def run_load(
@@ -98,17 +154,23 @@ def run_load(
         v: np.asarray(registry.load(f"BTCUSDT/logreg/{v}").predict(ROW[np.newaxis]))[0]
         for v in versions
     }
-    live = LivePredictor(bot, "BTCUSDT/logreg", actions=ACTIONS, poll_interval_s=INTERVAL_S)
+    live = LivePredictor(
+        bot, "BTCUSDT/logreg", actions=ACTIONS, poll_interval_s=INTERVAL_S, start=False
+    )
+    polls = _record_polls(live)
+    live.start()
     per_thread = predictions // threads
-    records: list[list[tuple[float, int, tuple[float, ...]]]] = [[] for _ in range(threads)]
+    # (started, ended, version, probabilities) of every prediction.
+    Record = tuple[float, float, int, tuple[float, ...]]
+    records: list[list[Record]] = [[] for _ in range(threads)]
     failures: list[BaseException] = []
 
-    def predict(out: list[tuple[float, int, tuple[float, ...]]]) -> None:
+    def predict(out: list[Record]) -> None:
         try:
             for _ in range(per_thread):
                 at = time.monotonic()
                 p = live.predict(ROW)
-                out.append((at, p.version, p.probabilities))
+                out.append((at, time.monotonic(), p.version, p.probabilities))
         except BaseException as exc:
             failures.append(exc)
 
@@ -124,22 +186,26 @@ def run_load(
     assert failures == []
     flat = [r for rs in records for r in rs]
     assert len(flat) == per_thread * threads
-    worst = {"rollback": 0.0, "promote": 0.0, "": 0.0}
-    for at, version, probs in flat:
+    timeline = done.timeline
+    for move in timeline[1:]:
+        first = _first_poll_after(polls, move.confirmed)
+        if first is not None:
+            assert first.generation >= move.generation, (move, first)
+    for _, _, version, probs in flat:
         np.testing.assert_allclose(probs, expected[version], rtol=1e-5)
-        stale, ended_by = _stale_by(done.timeline, at, version)
-        assert ended_by in worst, f"v{version} served at {at} but was never champion before"
-        worst[ended_by] = max(worst[ended_by], stale)
-    assert worst["rollback"] <= INTERVAL_S + SLACK_S, worst
-    assert worst["promote"] <= INTERVAL_S + SLACK_S + LOAD_BUDGET_S, worst
+    served = {
+        v: np.array([(s, e) for s, e, version, _ in flat if version == v], dtype=float)
+        for v in {r[2] for r in flat}
+    }
+    stale = _check_served_versions(timeline, polls, served)
     assert done.rollbacks + done.promotions == moves
     assert done.rollbacks >= moves // 4
     refused = [e for e in live.events if e.kind in ("refused", "poll_failed")]
     assert refused == []
     return {
         "predictions": len(flat),
-        "stale_after_rollback_s": worst["rollback"],
-        "stale_after_promote_s": worst["promote"],
+        "stale_after_rollback_s": stale["rollback"],
+        "stale_after_promote_s": stale["promote"],
     }
 
 

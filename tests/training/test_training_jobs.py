@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -224,34 +225,35 @@ def test_async_training_leaves_the_event_loop_responsive_and_stops_when_cancelle
 ) -> None:
     job = make_job("lightgbm", params={"n_estimators": 100_000, "early_stopping_rounds": 0})
     token = CancelToken()
+    rounds: list[int] = []
 
-    async def scenario() -> tuple[float, float]:
+    async def scenario() -> tuple[list[int], int]:
         boosting = asyncio.Event()
         loop = asyncio.get_running_loop()
-        task = asyncio.create_task(
-            train_job_async(
-                job,
-                btc,
-                callbacks=[lambda *_: loop.call_soon_threadsafe(boosting.set)],
-                cancel=token,
-            )
-        )
+
+        def progress(epoch: int, total: int, metrics: Mapping[str, float]) -> None:
+            rounds.append(epoch)
+            loop.call_soon_threadsafe(boosting.set)
+
+        task = asyncio.create_task(train_job_async(job, btc, callbacks=[progress], cancel=token))
         await asyncio.wait_for(boosting.wait(), timeout=60)
-        worst = 0.0
+        seen = []
         for _ in range(20):  # the loop keeps ticking while the worker thread boosts
-            before = loop.time()
             await asyncio.sleep(0.01)
-            worst = max(worst, loop.time() - before - 0.01)
+            seen.append(len(rounds))
+        at_cancel = len(rounds)
         task.cancel()
-        asked = time.monotonic()
         with pytest.raises(asyncio.CancelledError):
             await task
-        return worst, time.monotonic() - asked
+        return seen, at_cancel
 
-    worst_lag, stop_seconds = asyncio.run(scenario())
+    seen, at_cancel = asyncio.run(scenario())
+    # Boosting advanced between the loop's ticks: both ran at once, the loop was not blocked
+    # (the wall-clock lag is measured by benchmarks/bench_training.py).
+    assert seen[-1] > seen[0]
+    assert len(set(seen)) > 2
     assert token.cancelled
-    assert worst_lag < 0.1
-    assert stop_seconds < 0.5
+    assert len(rounds) - at_cancel <= 1  # the job stopped at its next check
 
 
 def test_compare_trains_both_configurations_on_the_same_split_and_checks_tolerance(
