@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from alphaops.core.errors import (
     DataValidationError,
@@ -270,6 +271,51 @@ def test_background_thread_follows_a_promotion(
         served.promote("BTCUSDT/logreg/2", expect=1, reason="new")
         wait_until(lambda: live.predict(ROW).version == 2)
         assert live.generation == served.generation()
+
+
+def test_listening_follows_a_promotion_long_before_the_poll_interval_or_is_refused(
+    served: Registry, open_reg: Callable[[str], Registry]
+) -> None:
+    bot = open_reg("bot")
+    if served.database.dialect != "postgresql":
+        with pytest.raises(UsageError, match="needs a PostgreSQL registry") as info:
+            LivePredictor(bot, "BTCUSDT/logreg", actions=ACTIONS, listen=True)
+        assert "drop listen=True" in info.value.fix
+        return
+    # A poll interval far beyond the wait below: only the NOTIFY can wake the thread in time.
+    with LivePredictor(
+        bot, "BTCUSDT/logreg", actions=ACTIONS, poll_interval_s=600, listen=True
+    ) as live:
+        wait_until(lambda: any(e.kind == "listening" for e in live.events))
+        served.promote("BTCUSDT/logreg/2", expect=1, reason="new")
+        wait_until(lambda: live.predict(ROW).version == 2, timeout_s=30)
+        served.rollback("BTCUSDT/logreg", reason="back")
+        wait_until(lambda: live.predict(ROW).version == 1, timeout_s=30)
+    assert [e.kind for e in live.events if e.kind.startswith("listen")] == ["listening"]
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_lost_listen_connection_falls_back_to_polling(
+    served: Registry, open_reg: Callable[[str], Registry]
+) -> None:
+    bot = open_reg("bot")
+    with bot.database.read() as conn:
+        since = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+    with LivePredictor(
+        bot, "BTCUSDT/logreg", actions=ACTIONS, poll_interval_s=0.05, listen=True
+    ) as live:
+        wait_until(lambda: any(e.kind == "listening" for e in live.events))
+        with bot.database.write() as conn:  # the server ends the listening session
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN %' AND backend_start >= :since"
+                ),
+                {"since": since},
+            )
+        wait_until(lambda: any(e.kind == "listen_failed" for e in live.events))
+        served.promote("BTCUSDT/logreg/2", expect=1, reason="new")
+        wait_until(lambda: live.predict(ROW).version == 2)
 
 
 def test_canary_routes_keys_at_or_below_the_percentage_to_the_challenger(

@@ -23,12 +23,13 @@ recorded, and the current model keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -42,10 +43,25 @@ from alphaops.runtime._inputs import Rows, batch_from_candles, batch_from_rows
 from alphaops.runtime._model import LoadedModel, ModelFailedError, load_model
 from alphaops.scoring import ACTIONS, FeatureSource
 
+if TYPE_CHECKING:
+    from alphaops.registry._notify import AliasListener
+
 __all__ = ["LivePredictor", "Prediction", "Role", "Routing", "RuntimeEvent"]
 
 Role = Literal["champion", "challenger", "fallback"]
-EventKind = Literal["loaded", "swapped", "refused", "fallback", "poll_failed", "shadow"]
+_LISTEN_SLICE_S = 0.2
+"""How long the listening thread blocks at most before it checks whether it was closed."""
+
+EventKind = Literal[
+    "loaded",
+    "swapped",
+    "refused",
+    "fallback",
+    "poll_failed",
+    "shadow",
+    "listening",
+    "listen_failed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +160,12 @@ class LivePredictor:
         if poll_interval_s <= 0:
             raise UsageError(
                 f"poll_interval_s={poll_interval_s} must be positive", fix="pass e.g. 1.0"
+            )
+        if listen and registry.database.dialect != "postgresql":
+            raise UsageError(
+                f"listen=True needs a PostgreSQL registry, not {registry.database.dialect}",
+                fix="drop listen=True: polling the generation follows the registry on every "
+                "backend (lower poll_interval_s to follow sooner)",
             )
         self.registry = registry
         self.key = parse_key(key) if isinstance(key, str) else key
@@ -470,20 +492,41 @@ class LivePredictor:
         self._thread.start()
 
     def _follow(self) -> None:
-        listener = self.registry.listen() if self._listen else None
+        listener = self._open_listener() if self._listen else None
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
                 self.poll()
                 # Fixed-rate schedule: the poll's own duration does not stretch the interval.
-                wait = max(0.0, self.poll_interval_s - (time.monotonic() - started))
-                if listener is not None:
-                    listener.wait(wait)
-                else:
-                    self._stop.wait(wait)
+                if listener is None:
+                    self._stop.wait(max(0.0, self.poll_interval_s - (time.monotonic() - started)))
+                    continue
+                try:
+                    self._wait_for_notify(listener, started + self.poll_interval_s)
+                except Exception as exc:  # a lost connection must not stop the following
+                    self._event("listen_failed", None, f"polling only: {type(exc).__name__}: {exc}")
+                    with contextlib.suppress(Exception):
+                        listener.close()
+                    listener = None
         finally:
             if listener is not None:
                 listener.close()
+
+    def _wait_for_notify(self, listener: AliasListener, deadline: float) -> None:
+        # An alias move's NOTIFY ends the wait at once; short slices keep close() prompt.
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or listener.wait(min(remaining, _LISTEN_SLICE_S)) is not None:
+                return
+
+    def _open_listener(self) -> AliasListener | None:
+        try:
+            listener = self.registry.listen()
+        except Exception as exc:
+            self._event("listen_failed", None, f"polling only: {type(exc).__name__}: {exc}")
+            return None
+        self._event("listening", None, f"woken by NOTIFY, polling every {self.poll_interval_s}s")
+        return listener
 
     def close(self) -> None:
         """Stop the polling thread; predictions keep working on the last models."""
