@@ -184,9 +184,29 @@ def test_rollback_last_restores_the_newest_backup_only_after_confirmation(
         home, capsys, "rollback-last", "--env-file", str(service.env), "--yes",
         "--restart-cmd", service.restart,
     )  # fmt: skip
-    assert code == 0
+    assert (code, result["undid"]) == (0, f"{KEY}/1")
     assert service.env.read_bytes() == ENV
     assert service.served.read_text() == "/old/model"
+    with open_registry(home) as reg:
+        last = reg.history(KEY)[-1]
+    assert (last.action, last.to_version) == ("activate_revert", 1)
+    assert "rollback-last: restored from bot.env.alphaops-backup-" in last.reason
+    assert f"{service.env}:MODEL_PATH -> {KEY}/1" in last.reason
+
+
+def test_rollback_last_restores_a_backup_without_activation_record_unaudited(
+    home: Path, service: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(home, capsys, *activate_args(service, f"{KEY}/1"))[0] == 0
+    (record,) = service.folder.glob("*.activation.json")
+    record.write_text('{"ref": "BTCUSDT/lo')  # cut short by a crash
+    with open_registry(home) as reg:
+        before = len(reg.history(KEY))
+    code, result = run(home, capsys, "rollback-last", "--env-file", str(service.env), "--yes")
+    assert (code, result["undid"]) == (0, None)
+    assert service.env.read_bytes() == ENV
+    with open_registry(home) as reg:
+        assert len(reg.history(KEY)) == before
 
 
 def test_an_env_file_without_exactly_one_such_key_is_refused_with_a_fix(

@@ -104,9 +104,12 @@ def rollback_last(
     env_file: Annotated[Path, typer.Option("--env-file", help="The bot's env file.")],
     restart_cmd: RestartOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (goes into the audit log).")] = "rollback-last",
+    db: Annotated[str | None, typer.Option("--db", help="Registry database URL.")] = None,
+    artifacts: Annotated[str | None, typer.Option("--artifacts", help="Artifacts.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore the most recent backup of the env file (after a confirmation)."""
+    """Restore the most recent backup of the env file (after a confirmation); audited."""
     cli = get_context(ctx)
 
     def confirm(backup: Path) -> bool:
@@ -114,12 +117,28 @@ def rollback_last(
             f"restore {env_file} from {backup.name}?", default=False, err=True
         )
 
-    restored = svc.rollback_last(env_file, confirm=confirm, restart_cmd=restart_cmd)
+    restored = svc.rollback_last(
+        env_file,
+        confirm=confirm,
+        restart_cmd=restart_cmd,
+        config=cli.config,
+        where=RegistryLocation(db, artifacts),
+        reason=reason,
+    )
     if as_json:
         cli.print_json(
-            {"env_file": str(env_file), "restored_from": str(restored) if restored else None}
+            {
+                "env_file": str(env_file),
+                "restored_from": str(restored.backup) if restored else None,
+                "undid": restored.undid if restored else None,
+            }
         )
     elif restored is None:
         cli.console.print("nothing changed")
     else:
-        cli.console.print(f"restored {env_file} from {restored.name}")
+        undid = (
+            f"; undid the activation of {restored.undid} (audited)"
+            if restored.undid
+            else "; the backup has no activation record, so nothing was audited"
+        )
+        cli.console.print(f"restored {env_file} from {restored.backup.name}{undid}")

@@ -4,11 +4,14 @@
 timestamped backup of the env file; only the one ``KEY=`` line changes (anchored; every other
 byte stays as it was; atomic write by temp file + ``os.replace``); an audit record with the
 version and code versions; restart; health check; on a failed health check the backup is
-restored and the service restarted again. ``rollback_last`` restores the newest backup.
+restored and the service restarted again. ``rollback_last`` restores the newest backup and
+audits which activation it undid (read from the record written beside the backup).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shlex
@@ -28,8 +31,10 @@ from alphaops.services._common import open_configured_registry
 from alphaops.services.registry import RegistryLocation
 
 __all__ = [
+    "ACTIVATION_SUFFIX",
     "BACKUP_MARK",
     "Activation",
+    "Restoration",
     "activate",
     "backups_of",
     "replace_env_value",
@@ -37,6 +42,8 @@ __all__ = [
 ]
 
 BACKUP_MARK = ".alphaops-backup-"
+ACTIVATION_SUFFIX = ".activation.json"
+"""Beside each backup: which version the activation that made the backup put in place."""
 ValueKind = Literal["path", "ref"]
 
 
@@ -49,6 +56,15 @@ class Activation:
     env_file: Path
     key: str
     backup: Path
+
+
+@dataclass(frozen=True)
+class Restoration:
+    """What ``rollback_last`` did: the backup restored and the activation it undid
+    (``None`` when the backup carries no activation record, so nothing could be audited)."""
+
+    backup: Path
+    undid: str | None
 
 
 def replace_env_value(text: bytes, key: str, value: str) -> bytes:
@@ -96,7 +112,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def backups_of(env_file: Path) -> list[Path]:
     """Return the backups of ``env_file``, oldest first."""
-    return sorted(env_file.parent.glob(env_file.name + BACKUP_MARK + "*"))
+    found = env_file.parent.glob(env_file.name + BACKUP_MARK + "*")
+    return sorted(p for p in found if not p.name.endswith(ACTIVATION_SUFFIX))
+
+
+def _activation_record(backup: Path) -> Path:
+    return backup.with_name(backup.name + ACTIVATION_SUFFIX)
 
 
 def _run(cmd: str, what: str, timeout_s: float) -> tuple[bool, str]:
@@ -144,6 +165,8 @@ def activate(
             env_file.name + BACKUP_MARK + now().strftime("%Y%m%dT%H%M%S%fZ")
         )
         shutil.copy2(env_file, backup)
+        record = {"ref": version.ref, "key": key, "value": new_value}
+        _activation_record(backup).write_text(json.dumps(record, sort_keys=True) + "\n")
         _write_atomic(env_file, updated)
         registry.record_activation(
             version, reason=_note(cleared.audit_reason, env_file, key, version)
@@ -177,10 +200,14 @@ def rollback_last(
     *,
     confirm: Callable[[Path], bool],
     restart_cmd: str | None = None,
+    config: AlphaOpsConfig | None = None,
+    where: RegistryLocation | None = None,
+    reason: str = "rollback-last",
     timeout_s: float = 120.0,
-) -> Path | None:
-    """Restore the newest backup of ``env_file`` if ``confirm(backup)`` agrees; return it
-    (``None`` when not confirmed). Restart afterwards when ``restart_cmd`` is given."""
+) -> Restoration | None:
+    """Restore the newest backup of ``env_file`` if ``confirm(backup)`` agrees (``None``
+    when not confirmed). With ``config``, the activation it undoes is audited in the registry
+    as reverted. Restart afterwards when ``restart_cmd`` is given."""
     found = backups_of(env_file)
     if not found:
         raise NotFoundError(
@@ -190,7 +217,18 @@ def rollback_last(
     newest = found[-1]
     if not confirm(newest):
         return None
+    undone = _activation_of(newest)
     _write_atomic(env_file, newest.read_bytes())
+    if config is not None and undone is not None:
+        where = where or RegistryLocation()
+        with open_configured_registry(
+            config, database_url=where.database_url, artifacts=where.artifacts
+        ) as registry:
+            version = registry.resolve(undone[0])
+            note = f"{reason}: restored from {newest.name}"
+            registry.record_activation(
+                version, reverted=True, reason=_note(note, env_file, undone[1], version)
+            )
     if restart_cmd is not None:
         ok, detail = _run(restart_cmd, "restart", timeout_s)
         if not ok:
@@ -198,4 +236,14 @@ def rollback_last(
                 f"restored {env_file} from {newest.name} but {detail}",
                 fix="restart the service by hand",
             )
-    return newest
+    return Restoration(newest, None if undone is None else undone[0])
+
+
+def _activation_of(backup: Path) -> tuple[str, str] | None:
+    """Return ``(ref, env key)`` of the activation that wrote ``backup``. A backup without a
+    readable record (one a crash cut short) restores all the same, unaudited."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        record = json.loads(_activation_record(backup).read_text())
+        if isinstance(record["ref"], str) and isinstance(record["key"], str):
+            return record["ref"], record["key"]
+    return None
