@@ -8,11 +8,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from alphaops.core.home import AlphaOpsHome
 from alphaops.data.candles import Candles
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Properties are checked for correctness, never for speed (benchmarks/ measures speed): no
+# per-example deadline, so a busy 2-core CI machine cannot fail a property test.
+settings.register_profile("alphaops", deadline=None)
+settings.load_profile("alphaops")
 
 
 def shared_data_dir() -> Path:
