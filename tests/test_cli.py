@@ -55,6 +55,8 @@ def test_quickstart_runs_the_lifecycle_on_the_bundled_sample_and_can_run_again(
     assert n > 20_000
     assert Path(summary["dataset"]["npz"]).exists()
     assert Path(summary["dataset"]["report"]).read_text().startswith("# Dataset")
+    assert len(summary["dataset"]["plots"]) == 3
+    assert all(Path(p).exists() for p in summary["dataset"]["plots"].values())
     published = [o["model"] for o in summary["training"]["jobs"] if o["status"] == "published"]
     assert sorted(published) == ["lightgbm", "lightgbm", "lstm"]
     verdicts = {g["ref"]: g["passed"] for g in summary["gates"]}
@@ -197,6 +199,35 @@ def test_dataset_build_from_the_store(
     assert built["classes"] == ["LOSS", "WIN"]
     assert built["shape"][1:] == [32, 11]
     assert Path(built["npz"]).name.startswith("btc_")
+    plots = {kind: Path(path) for kind, path in built["plots"].items()}
+    assert sorted(plots) == ["class_balance", "coverage", "features"]
+    assert built["plots_skipped"] == ""
+    report = Path(built["report"]).read_text()
+    for kind, path in plots.items():
+        assert path.name == f"{Path(built['npz']).stem}_{kind}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({path.name})" in report
+
+
+def test_dataset_build_prints_plot_paths_and_can_skip_them(
+    tmp_path: Path, btc_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = str(tmp_path / "home")
+    run_json(capsys, "--home", home, "data", "import", str(btc_file))
+    args = ("--home", home, "dataset", "build", "--symbols", "BTCUSDT", "--lookback", "16")
+    code, out, err = run(capsys, *args, "--name", "drawn")
+    assert code == 0, err
+    for kind in ("class balance", "coverage", "features"):
+        assert f"plot ({kind}): " in out
+    assert "_class_balance.png" in out
+    built = run_json(capsys, *args, "--name", "plain", "--no-plots")
+    assert isinstance(built, dict)
+    assert built["plots"] == {}
+    assert built["plots_skipped"] == "turned off"
+    assert not list(Path(built["npz"]).parent.glob("plain_*.png"))
+    code, out, _ = run(capsys, *args, "--name", "plain", "--no-plots")
+    assert code == 0
+    assert "plots: none (turned off)" in out
 
 
 def test_dataset_build_with_a_bad_threshold_is_a_spec_error(

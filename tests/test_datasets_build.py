@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,6 +125,107 @@ def test_report_names_shapes_balance_ranges_and_dropped_rows(
         assert heading in report
     for name in spec.features.names:
         assert f"| {name} |" in report
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STAMP = pd.Timestamp("2026-01-02T03:04:05Z").to_pydatetime()
+
+
+def test_report_links_class_balance_coverage_and_feature_plots_written_beside_it(
+    candles: dict[str, Candles], spec: DatasetSpec, tmp_path: Path
+) -> None:
+    from matplotlib.image import imread
+
+    ds = build_sequence_dataset(candles, spec)
+    files = save_dataset(ds, tmp_path, now=STAMP, compress=False)
+    assert {kind: path.name for kind, path in files.plots.items()} == {
+        "class_balance": "dataset_20260102T030405Z_class_balance.png",
+        "coverage": "dataset_20260102T030405Z_coverage.png",
+        "features": "dataset_20260102T030405Z_features.png",
+    }
+    assert files.plots_skipped == ""
+    report = files.report.read_text()
+    for path in files.plots.values():
+        assert path.parent == files.report.parent
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        assert path.stat().st_size > 10_000
+        pixels = imread(path)
+        height, width = pixels.shape[:2]
+        assert height >= 150
+        assert width >= 400
+        assert pixels[..., :3].std() > 0.05  # drawn, not a blank canvas
+        assert f"]({path.name})" in report  # relative link, resolves beside the report
+    # Each plot sits under the table it illustrates.
+    headings = [report.index(h) for h in ("Class balance", "Rows that did not", "Feature ranges")]
+    links = [
+        report.index(f"]({files.plots[k].name})") for k in ("class_balance", "coverage", "features")
+    ]
+    assert headings[0] < links[0] < headings[1] < links[1] < headings[2] < links[2]
+    assert "plots: none" not in report
+
+
+def test_feature_plot_has_one_panel_per_feature_in_a_grid_of_four_columns(
+    candles: dict[str, Candles], spec: DatasetSpec, tmp_path: Path
+) -> None:
+    from matplotlib.image import imread
+
+    ds = build_sequence_dataset(candles, spec)
+    one = DatasetSpec(
+        symbols=("BTCUSDT",),
+        timeframe="1h",
+        lookback=16,
+        label=RULE,
+        features=FeatureSpec(features=spec.features.features[:4]),
+        name="four",
+    )
+    small = build_sequence_dataset(candles, one)
+    wide = imread(save_dataset(ds, tmp_path, now=STAMP).plots["features"])
+    row = imread(save_dataset(small, tmp_path, now=STAMP).plots["features"])
+    assert len(spec.features.names) > 8  # three rows of panels against one
+    assert wide.shape[0] > 2 * row.shape[0]
+
+
+def test_report_without_plots_when_they_are_turned_off(
+    candles: dict[str, Candles], spec: DatasetSpec, tmp_path: Path
+) -> None:
+    ds = build_sequence_dataset(candles, spec)
+    files = save_dataset(ds, tmp_path, now=STAMP, plots=False)
+    assert files.plots == {}
+    assert files.plots_skipped == "turned off"
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".md", ".npz"]
+    report = files.report.read_text()
+    assert "- plots: none (turned off)" in report
+    assert ".png" not in report
+    assert "Feature ranges" in report
+
+
+def test_report_without_matplotlib_keeps_the_tables_and_says_how_to_get_plots(
+    candles: dict[str, Candles], spec: DatasetSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
+    ds = build_sequence_dataset(candles, spec)
+    files = save_dataset(ds, tmp_path, now=STAMP)
+    assert files.plots == {}
+    assert "pip install 'alphaops[reports]'" in files.plots_skipped
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".md", ".npz"]
+    report = files.report.read_text()
+    assert (
+        "- plots: none (drawing dataset plots needs matplotlib, which is not installed; "
+        "`pip install 'alphaops[reports]'` adds them)"
+    ) in report
+    for heading in ("Class balance per symbol", "Rows that did not", "Feature ranges"):
+        assert heading in report
+    np.testing.assert_array_equal(load_dataset(files.npz).y, ds.labels)
+
+
+def test_importing_datasets_or_scoring_never_imports_matplotlib() -> None:
+    code = (
+        "import sys, alphaops.scoring, alphaops.datasets; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_missing_symbol_is_refused_naming_it(candles: dict[str, Candles]) -> None:

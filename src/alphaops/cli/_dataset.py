@@ -33,9 +33,16 @@ def build(
         str, typer.Option(help="close (return at the horizon) or touch (high within it).")
     ] = "close",
     name: Annotated[str, typer.Option(help="File name prefix.")] = "dataset",
+    plots: Annotated[
+        bool,
+        typer.Option(
+            "--plots/--no-plots",
+            help="Draw PNG plots beside the report (needs pip install 'alphaops[reports]').",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Write <home>/datasets/<name>_<timestamp>.npz and a Markdown report beside it."""
+    """Write <home>/datasets/<name>_<timestamp>.npz and a Markdown report with plots beside it."""
     cli = get_context(ctx)
     spec = DatasetSpec(
         symbols=tuple(s for s in symbols.split(",") if s.strip()),
@@ -47,10 +54,12 @@ def build(
         name=name,
     )
     with cli.err.status("computing features and labels, cutting windows …", spinner="dots"):
-        dataset, files = build_dataset(cli.config, spec)
+        dataset, files = build_dataset(cli.config, spec, plots=plots)
     summary = {
         "npz": str(files.npz),
         "report": str(files.report),
+        "plots": {kind: str(path) for kind, path in files.plots.items()},
+        "plots_skipped": files.plots_skipped,
         "shape": list(dataset.shape),
         "classes": list(spec.label.classes),
         "class_counts": dataset.class_counts(),
@@ -73,4 +82,9 @@ def render_dataset(console: Console, dataset: SequenceDataset, files: DatasetFil
         shares = (f"{s.class_counts[c] / max(s.windows, 1):.1%}" for c in classes)
         table.add_row(s.symbol, f"{s.rows:,}", f"{s.windows:,}", *shares)
     console.print(table)
-    console.print(f"arrays: {files.npz}\nreport: {files.report}")
+    # Paths print unwrapped and without markup so they can be copied whole.
+    lines = [f"arrays: {files.npz}", f"report: {files.report}"]
+    lines += [f"plot ({kind.replace('_', ' ')}): {path}" for kind, path in files.plots.items()]
+    if files.plots_skipped:
+        lines.append(f"plots: none ({files.plots_skipped})")
+    console.print("\n".join(lines), markup=False, soft_wrap=True)

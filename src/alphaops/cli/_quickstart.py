@@ -57,6 +57,7 @@ def _to_dict(home: object, result: QuickstartResult) -> dict[str, object]:
         "dataset": {
             "npz": str(result.files.npz),
             "report": str(result.files.report),
+            "plots": {kind: str(path) for kind, path in result.files.plots.items()},
             "shape": list(result.dataset.shape),
             "class_counts": result.dataset.class_counts(),
         },

@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,11 +29,12 @@ import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from alphaops._version import __version__
-from alphaops.core.errors import InsufficientDataError, SpecError
+from alphaops.core.errors import InsufficientDataError, SpecError, UsageError
 from alphaops.core.names import validate_name
 from alphaops.core.specs import SpecModel, SymbolList, TimeframeName
 from alphaops.core.timeframes import Timeframe
 from alphaops.data.candles import Candles
+from alphaops.datasets.plots import PLOT_TITLES, draw_plots
 from alphaops.datasets.windows import SequenceWindows, segment_ids
 from alphaops.features import FeaturePipeline, FeatureSpec, LabelRule, make_labels
 
@@ -260,19 +261,35 @@ def _ms(values: Any) -> npt.NDArray[np.int64]:
 
 @dataclass(frozen=True)
 class DatasetFiles:
-    """Where a dataset was written: the arrays and the human-readable report."""
+    """Where a dataset was written: the arrays, the human-readable report and its plots.
+
+    ``plots`` maps a plot kind (``class_balance``, ``coverage``, ``features``) to its PNG
+    beside the report; it is empty when no plots were drawn, and ``plots_skipped`` says why.
+    """
 
     npz: Path
     report: Path
+    plots: Mapping[str, Path] = field(default_factory=dict)
+    plots_skipped: str = ""
 
 
 def save_dataset(
-    dataset: SequenceDataset, folder: Path, *, now: datetime | None = None, compress: bool = True
+    dataset: SequenceDataset,
+    folder: Path,
+    *,
+    now: datetime | None = None,
+    compress: bool = True,
+    plots: bool = True,
 ) -> DatasetFiles:
     """Write ``<folder>/<name>_<UTC timestamp>.npz`` and a Markdown report beside it.
 
     The file is written to a temporary name and renamed, so a crash never leaves a partial
     dataset under the final name. It loads with ``numpy.load(path, allow_pickle=False)``.
+
+    With ``plots`` (and matplotlib, from ``pip install 'alphaops[reports]'``) the report links
+    PNGs written beside it: ``<name>_<timestamp>_class_balance.png``, ``…_coverage.png`` and
+    ``…_features.png``. Without matplotlib the report is written without them and says how to
+    get them.
     """
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     folder.mkdir(parents=True, exist_ok=True)
@@ -297,9 +314,18 @@ def save_dataset(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    drawn: dict[str, Path] = {}
+    skipped = "turned off"
+    if plots:
+        try:
+            drawn = draw_plots(dataset, folder, npz.stem)
+            skipped = ""
+        except UsageError as exc:  # matplotlib is missing: keep the tables, say how to get plots
+            skipped = f"{exc.message}; `{exc.fix}` adds them"
     report = npz.with_suffix(".md")
-    report.write_text(render_report(dataset, npz.name), encoding="utf-8")
-    return DatasetFiles(npz, report)
+    text = render_report(dataset, npz.name, plots=drawn, plots_skipped=skipped)
+    report.write_text(text, encoding="utf-8")
+    return DatasetFiles(npz, report, drawn, skipped)
 
 
 @dataclass(frozen=True, eq=False)
@@ -331,9 +357,25 @@ def load_dataset(path: Path) -> LoadedDataset:
         )
 
 
-def render_report(dataset: SequenceDataset, file_name: str) -> str:
-    """Return the Markdown report: shapes, class balance, feature ranges, dropped rows."""
+def render_report(
+    dataset: SequenceDataset,
+    file_name: str,
+    *,
+    plots: Mapping[str, Path] | None = None,
+    plots_skipped: str = "",
+) -> str:
+    """Return the Markdown report: shapes, class balance, feature ranges, dropped rows.
+
+    ``plots`` (kind to PNG beside the report, from :func:`~alphaops.datasets.plots.draw_plots`)
+    are linked by file name under their tables; ``plots_skipped`` says why there are none.
+    """
     spec, (n, t, f) = dataset.spec, dataset.shape
+    drawn = dict(plots or {})
+
+    def image(kind: str) -> list[str]:
+        # Relative link: the PNGs sit beside the report, so the pair can be moved together.
+        return ["", f"![{PLOT_TITLES[kind]}]({drawn[kind].name})"] if kind in drawn else []
+
     classes = spec.label.classes
     lines = [
         f"# Dataset `{file_name}`",
@@ -343,6 +385,10 @@ def render_report(dataset: SequenceDataset, file_name: str) -> str:
         f"{n * t * f * 4 / 1e6:,.1f} MB materialised)",
         f"- label: {spec.label.describe(spec.timeframe)}; classes {', '.join(classes)}",
         f"- feature spec hash `{spec.features.spec_hash[:16]}…`, warm-up {spec.features.warmup_bars} bars",
+    ]
+    if plots_skipped:
+        lines.append(f"- plots: none ({plots_skipped})")
+    lines += [
         "",
         "## Class balance per symbol",
         "",
@@ -354,6 +400,7 @@ def render_report(dataset: SequenceDataset, file_name: str) -> str:
             f"{s.class_counts[c]:,} ({s.class_counts[c] / max(s.windows, 1):.1%})" for c in classes
         )
         lines.append(f"| {s.symbol} | {s.windows:,} | {shares} | {s.first} | {s.last} |")
+    lines += image("class_balance")
     lines += [
         "",
         "## Rows that did not become windows, and why",
@@ -367,6 +414,7 @@ def render_report(dataset: SequenceDataset, file_name: str) -> str:
             f"| {s.symbol} | {s.rows:,} | {s.warmup:,} | {s.no_label_end_of_data:,} | "
             f"{s.no_label_gap:,} | {s.no_full_window:,} | {s.windows:,} |"
         )
+    lines += image("coverage")
     lines += ["", "## Feature ranges (bars used by at least one window)", ""]
     lines += ["| feature | min | max | mean | std |", "|---|---:|---:|---:|---:|"]
     rows = _rows_in_windows(dataset)
@@ -376,6 +424,7 @@ def render_report(dataset: SequenceDataset, file_name: str) -> str:
         lines.append(
             f"| {name} | {col.min():.6g} | {col.max():.6g} | {col.mean():.6g} | {col.std():.6g} |"
         )
+    lines += image("features")
     return "\n".join(lines) + "\n"
 
 

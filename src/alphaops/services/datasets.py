@@ -19,11 +19,15 @@ __all__ = ["build_dataset"]
 
 
 def build_dataset(
-    config: AlphaOpsConfig, spec: DatasetSpec, *, now: datetime | None = None
+    config: AlphaOpsConfig, spec: DatasetSpec, *, now: datetime | None = None, plots: bool = True
 ) -> tuple[SequenceDataset, DatasetFiles]:
-    """Load each symbol from the store, build the windows and write ``.npz`` + report."""
+    """Load each symbol from the store, build the windows and write ``.npz`` + report.
+
+    With ``plots`` (and matplotlib installed) the report links PNG plots written beside it.
+    """
     store = open_store(config)
     candles = [store.load(symbol, spec.timeframe) for symbol in spec.symbols]
     dataset = build_sequence_dataset(candles, spec)
-    files = save_dataset(dataset, AlphaOpsHome(config.home).ensure().datasets_dir, now=now)
+    folder = AlphaOpsHome(config.home).ensure().datasets_dir
+    files = save_dataset(dataset, folder, now=now, plots=plots)
     return dataset, files
