@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,18 @@ def test_gate_run_records_the_result_and_writes_markdown_and_html_reports(home: 
     backtest = summary.run.record.gate("backtest").data
     assert backtest["candidate"]["trials"] == 2.0  # two lightgbm versions in the registry
     assert backtest["buy_and_hold"]["trades"] == 1.0
+
+
+def test_gate_report_without_matplotlib_still_records_and_says_how_to_get_plots(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
+    summary = svc.gate_run(home.config, home.candidate)
+    page = summary.reports["html"].read_text()
+    assert "data:image/png" not in page
+    assert "pip install 'alphaops[reports]'" in page
+    assert summary.recorded.passed == summary.passed
 
 
 def test_promotion_is_refused_when_gates_never_ran(home: Home) -> None:

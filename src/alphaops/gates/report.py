@@ -90,11 +90,14 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _plots(run: GateRun) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+def _plots(run: GateRun) -> dict[str, str] | None:
+    """Return the plots as base64 PNGs by title (``None`` without matplotlib). Figures are
+    drawn on matplotlib's Agg canvas without pyplot: no global backend switch, so a notebook
+    that runs gates keeps its own backend."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
 
     plots: dict[str, str] = {}
     models: dict[str, Scores] = {"candidate": run.candidate}
@@ -140,10 +143,16 @@ def _plots(run: GateRun) -> dict[str, str]:
 def render_html(run: GateRun, markdown: str | None = None) -> str:
     """Return a self-contained HTML page: the Markdown report as text, then the plots."""
     body = html.escape(markdown or render_markdown(run))
-    images = "".join(
-        f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
-        f"src='data:image/png;base64,{data}'/>"
-        for title, data in _plots(run).items()
+    plots = _plots(run)
+    images = (
+        "<p>No plots: matplotlib is not installed "
+        "(<code>pip install 'alphaops[reports]'</code> adds them).</p>"
+        if plots is None
+        else "".join(
+            f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
+            f"src='data:image/png;base64,{data}'/>"
+            for title, data in plots.items()
+        )
     )
     title = html.escape(f"Gate report {run.record.ref}")
     return (
