@@ -36,11 +36,14 @@ import numpy.typing as npt
 
 from alphaops.core.errors import AlphaOpsError, NotFoundError, UsageError
 from alphaops.data.candles import Candles
+from alphaops.features import FeaturePipeline
 from alphaops.registry import ModelKey, Registry, parse_key
 from alphaops.registry.refs import CHALLENGER, CHAMPION, PREVIOUS
+from alphaops.rollout import IntervalStats
 from alphaops.rollout.routing import check_percentage, routes_to_challenger
 from alphaops.runtime._inputs import Rows, batch_from_candles, batch_from_rows
 from alphaops.runtime._model import LoadedModel, ModelFailedError, load_model
+from alphaops.runtime._tally import ChallengerTally
 from alphaops.scoring import ACTIONS, FeatureSource
 
 if TYPE_CHECKING:
@@ -121,6 +124,24 @@ class _Slot:
     generation: int = -1
     versions: Mapping[str, int] = field(default_factory=dict)
     fallback: LoadedModel | None = None  # the champion of the configured simpler model type
+    # Whether one prepared batch is valid for both champion and challenger (same input shape,
+    # dtype and feature computation): shadow and canary agreement then prepare it only once.
+    shared_input: bool = False
+
+
+def _same_input(a: LoadedModel, b: LoadedModel) -> bool:
+    # One prepared batch serves both models: same shape and dtype, and candles are turned
+    # into features the same way (versions of one model always share the feature names).
+    if a.input_shape != b.input_shape or a.dtype != b.dtype:
+        return False
+    pa, pb = a.pipeline, b.pipeline
+    if pa is pb:
+        return True
+    return (
+        isinstance(pa, FeaturePipeline)
+        and isinstance(pb, FeaturePipeline)
+        and (pa.spec, pa.symbol, pa.timeframe) == (pb.spec, pb.symbol, pb.timeframe)
+    )
 
 
 class LivePredictor:
@@ -136,7 +157,10 @@ class LivePredictor:
     ``start=False`` skips the polling thread (call :meth:`poll` yourself). With
     ``follow_rollouts`` (the default) the routing (shadow or canary percentage) follows the
     model's active rollout in the registry, re-read whenever the generation changes; an
-    explicit :meth:`set_routing` overrides it.
+    explicit :meth:`set_routing` overrides it. What the challenger does (answers, failures,
+    latency, agreement with the champion, outcomes) is counted for the rollout's analysis:
+    read it with :meth:`take_interval_stats` (a ``RolloutMonitor`` in ``alphaops.services``
+    does so every rollout interval); champion-served predictions count nothing.
     """
 
     def __init__(
@@ -193,6 +217,7 @@ class LivePredictor:
         self._routing: Routing | None = None
         self._follow_rollouts = follow_rollouts
         self._rollout_routing: Routing | None = None
+        self._tally = ChallengerTally()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -217,7 +242,7 @@ class LivePredictor:
         """
         slot = self._slot  # one read: this call finishes on these models whatever happens
         model, role = self._route(slot, routing_key)
-        return self._serve(slot, model, role, lambda m: batch_from_rows(m, rows))
+        return self._serve(slot, model, role, lambda m: batch_from_rows(m, rows), routing_key)
 
     def predict_candles(
         self, candles: Candles, *, routing_key: str | int | None = None
@@ -229,7 +254,7 @@ class LivePredictor:
         """
         slot = self._slot
         model, role = self._route(slot, routing_key)
-        return self._serve(slot, model, role, lambda m: batch_from_candles(m, candles))
+        return self._serve(slot, model, role, lambda m: batch_from_candles(m, candles), routing_key)
 
     def _route(self, slot: _Slot, routing_key: str | int | None) -> tuple[LoadedModel, Role]:
         routing = slot.routing
@@ -249,7 +274,10 @@ class LivePredictor:
         model: LoadedModel,
         role: Role,
         prepare: Callable[[LoadedModel], npt.NDArray[Any]],
+        routing_key: str | int | None,
     ) -> Prediction:
+        if role == "challenger":  # the only branch the champion path pays for
+            return self._serve_challenger(slot, model, prepare, routing_key)
         batch = prepare(model)  # input errors are the caller's: they raise, never fall back
         try:
             result = self._run(model, batch, role)
@@ -258,8 +286,52 @@ class LivePredictor:
                 raise self._failed(model, exc) from exc
             result = self._fallback(slot, model, prepare, exc)
         if slot.routing is not None and slot.routing.shadow and slot.challenger is not None:
-            self._shadow(slot.challenger, prepare, result)
+            self._shadow(slot, slot.challenger, prepare, batch, result, routing_key)
         return result
+
+    def _serve_challenger(
+        self,
+        slot: _Slot,
+        model: LoadedModel,
+        prepare: Callable[[LoadedModel], npt.NDArray[Any]],
+        routing_key: str | int | None,
+    ) -> Prediction:
+        # Canary: the challenger acts. Its answer, inference latency and failures are counted;
+        # the champion scores the same input too, so agreement is known in canary as well.
+        batch = prepare(model)
+        began = time.perf_counter()
+        try:
+            result = self._run(model, batch, "challenger")
+        except Exception as exc:
+            self._tally.error()
+            if self.strict:
+                raise self._failed(model, exc) from exc
+            return self._fallback(slot, model, prepare, exc)
+        latency = time.perf_counter() - began
+        reference = self._champion_action(slot, batch, prepare)
+        self._tally.answer(
+            model.version,
+            latency,
+            result.action,
+            champion_action=reference,
+            routing_key=routing_key,
+        )
+        return result
+
+    def _champion_action(
+        self,
+        slot: _Slot,
+        batch: npt.NDArray[Any],
+        prepare: Callable[[LoadedModel], npt.NDArray[Any]],
+    ) -> int | None:
+        # What the champion would have done on a challenger-served input; None if it cannot
+        # say (then that answer is left out of the agreement, never counted as an error).
+        champion = slot.champion
+        try:
+            probs = champion.run(batch if slot.shared_input else prepare(champion))[-1]
+        except Exception:
+            return None
+        return int(champion.class_actions[int(np.argmax(probs))])
 
     def _run(self, model: LoadedModel, batch: npt.NDArray[Any], role: Role) -> Prediction:
         probs = model.run(batch)[-1]
@@ -298,16 +370,36 @@ class LivePredictor:
 
     def _shadow(
         self,
+        slot: _Slot,
         challenger: LoadedModel,
         prepare: Callable[[LoadedModel], npt.NDArray[Any]],
+        batch: npt.NDArray[Any],
         acted: Prediction,
+        routing_key: str | int | None,
     ) -> None:
+        # The shadow never affects the bot: its failures become an event and a counted error.
         try:
-            shadow = self._run(challenger, prepare(challenger), "challenger")
-        except Exception as exc:  # the shadow never affects the bot
+            shadow_batch = batch if slot.shared_input else prepare(challenger)
+        except Exception as exc:  # the challenger's own input preparation, not its inference
             self._event("shadow", challenger.version, f"shadow {challenger.ref} failed: {exc}")
             return
+        began = time.perf_counter()
+        try:
+            shadow = self._run(challenger, shadow_batch, "challenger")
+        except Exception as exc:
+            self._tally.error()
+            self._event("shadow", challenger.version, f"shadow {challenger.ref} failed: {exc}")
+            return
+        latency = time.perf_counter() - began
         self.shadow_log.append((acted, shadow))
+        self._tally.answer(
+            challenger.version,
+            latency,
+            shadow.action,
+            # Agreement is with the champion only: a fallback's answer is not the champion's.
+            champion_action=acted.action if acted.role == "champion" else None,
+            routing_key=routing_key,
+        )
 
     def _failed(self, model: LoadedModel, exc: BaseException) -> ModelFailedError:
         if isinstance(exc, ModelFailedError):
@@ -317,6 +409,42 @@ class LivePredictor:
             "could serve",
             fix=f"roll back with `alphaops rollback {model.key}`",
         )
+
+    # -- what the challenger did (the rollout's analysis reads it) -------------------------
+
+    def take_interval_stats(self) -> IntervalStats:
+        """Return what the challenger did since the last call, and start counting afresh.
+
+        ``predictions`` counts every input the challenger was asked to answer (served in
+        canary, or computed in shadow), failed ones included; ``errors`` those whose inference
+        failed (in canary the bot was then served by the fallback); ``latency_p99_s`` is over
+        the wall time of the challenger's inference (the most recent 4096 of the interval; a
+        garbage-collection pause inside one counts, so judge a p99 on enough predictions);
+        ``agreement`` is the share of answers whose action equals the champion's on the same
+        input, 0.0 when nothing was compared: in shadow the champion acted on that input, in
+        canary the champion also scores each challenger-served input (one more inference on
+        those calls only, before they return); ``hit_rate`` comes from :meth:`record_outcome`
+        (``None`` until an outcome arrives). The champion path counts nothing. Thread-safe: the
+        read and the reset are one locked step.
+        """
+        return self._tally.take()
+
+    def peek_interval_stats(self) -> IntervalStats:
+        """Return :meth:`take_interval_stats` so far without resetting the counts."""
+        return self._tally.peek()
+
+    def record_outcome(self, routing_key: str | int, realised_return: float) -> bool:
+        """Score the challenger's latest answer for ``routing_key`` on its realised return.
+
+        Call it once the trade (or bar) that ``routing_key`` named has played out: a BUY is a
+        hit when the return is positive, a SELL when it is negative; HOLD is not scored. The
+        hit rate goes into the interval in which the outcome is recorded. Return whether a
+        challenger answer was waiting for this key (the last 10 000 keys are kept; answers of
+        a challenger that is no longer loaded are dropped); champion-served keys return False.
+        """
+        challenger = self._slot.challenger
+        version = None if challenger is None else challenger.version
+        return self._tally.outcome(routing_key, realised_return, version)
 
     # -- following the registry -------------------------------------------------------------
 
@@ -407,7 +535,10 @@ class LivePredictor:
         fallback = self._get_fallback(current)
         if fallback is not None:
             versions["fallback"] = fallback.version
-        return _Slot(champion, previous, challenger, routing, generation, versions, fallback)
+        shared = challenger is not None and _same_input(champion, challenger)
+        return _Slot(
+            champion, previous, challenger, routing, generation, versions, fallback, shared
+        )
 
     def _get_fallback(self, current: _Slot | None) -> LoadedModel | None:
         # The fallback type's champion, loaded and verified like any version; a failure to

@@ -1,15 +1,16 @@
 """Replay recorded candles through a live predictor while a challenger is rolled out.
 
 This is what a bot does, bar by bar: ask the :class:`~alphaops.runtime.LivePredictor` for a
-decision on the latest bar (routing key: the bar's open time), and, at the end of every
-analysis interval, let the rollout controller judge the challenger on what it did (error
-rate, latency p99, agreement with the champion, hit rate on the realised outcome) and move
-the rollout on: shadow → canary percentages → live, or pause, or roll back.
+decision on the latest bar (routing key: the bar's open time), tell it the bar's realised
+outcome (:meth:`~alphaops.runtime.LivePredictor.record_outcome`; a replay knows it at once),
+and, at the end of every analysis interval, let the rollout controller judge what the
+predictor counted of the challenger (error rate, latency p99, agreement with the champion, hit
+rate) and move the rollout on: shadow → canary percentages → live, or pause, or roll back.
+A bot does the same on the clock with :class:`~alphaops.services.monitor.RolloutMonitor`.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -20,8 +21,7 @@ from alphaops.data import Candles
 from alphaops.features import LabelRule, make_labels
 from alphaops.registry import RolloutRecord
 from alphaops.rollout import AnalysisPolicy, IntervalStats
-from alphaops.runtime import LivePredictor, Prediction
-from alphaops.scoring import BundlePredictor
+from alphaops.runtime import LivePredictor
 from alphaops.services._common import open_configured_registry
 from alphaops.services.rollout import RolloutController
 
@@ -97,17 +97,13 @@ def replay_rollout(
             reason="quickstart: replay the holdout through a live predictor",
         )
         key = record.key
-        scores = BundlePredictor.from_registry(registry, f"{key}/{record.champion_version}").score(
-            candles, start_ms=start_ms
-        )
-        champion = dict(zip(scores.timestamps_ms.tolist(), scores.actions.tolist(), strict=True))
         with LivePredictor(registry, key, start=False) as live:
             # An interval lasts until the challenger has answered min_predictions bars (in
             # shadow it answers every bar; at 10% about one bar in ten), so every analysis
             # has the evidence it needs; a failed interval is repeated at the same step.
             while record.active and record.phase != "paused" and bar < len(candles):
                 stats, interval, bar = _interval(
-                    live, candles, bar, min_predictions, champion, outcome, record
+                    live, candles, bar, min_predictions, outcome, record
                 )
                 assert interval is not None  # bar < len(candles)
                 analysis = controller.analyse(key, stats, policy)
@@ -123,7 +119,7 @@ def replay_rollout(
                 )
             if record.phase == "live":  # a day of bars served by the new champion
                 _, interval, bar = _interval(
-                    live, candles, bar, 0, champion, outcome, record, bars=bars_after_live
+                    live, candles, bar, 0, outcome, record, bars=bars_after_live
                 )
                 if interval is not None:
                     intervals.append(replace(interval, detail="served after the promotion"))
@@ -143,22 +139,19 @@ def _interval(
     candles: Candles,
     start: int,
     answers: int,
-    champion: dict[int, int],
     outcome: dict[int, float],
     record: RolloutRecord,
     *,
     bars: int | None = None,
 ) -> tuple[IntervalStats, ReplayInterval | None, int]:
     # Replay from bar ``start`` until the challenger has answered ``answers`` bars (or, with
-    # ``bars``, for exactly that many bars), or the candles run out.
+    # ``bars``, for exactly that many bars), or the candles run out. The live predictor counts
+    # what the challenger did (served or in shadow); its stats are this interval's.
     stamps = candles.timestamps_ms
     end = len(stamps) if bars is None else min(start + bars, len(stamps))
     served: Counter[str] = Counter()
-    seen: list[tuple[int, Prediction]] = []  # what the challenger said, served or in shadow
-    latencies: list[float] = []
-    errors = 0
     stop = start
-    while stop < end and (bars is not None or len(seen) < answers):
+    while stop < end and (bars is not None or live.peek_interval_stats().predictions < answers):
         i = stop
         stop += 1
         window = Candles.from_frame(
@@ -167,27 +160,10 @@ def _interval(
             timeframe=candles.timeframe,
         )
         ts = int(stamps[i])
-        logged = len(live.shadow_log)
-        began = time.perf_counter()
-        prediction = live.predict_candles(window, routing_key=ts)
-        elapsed = time.perf_counter() - began
-        served[prediction.ref] += 1
-        errors += prediction.role == "fallback"
-        if prediction.role == "challenger":
-            seen.append((ts, prediction))
-            latencies.append(elapsed)
-        elif len(live.shadow_log) > logged:
-            seen.append((ts, live.shadow_log[-1][1]))
-            latencies.append(elapsed)
-    agree = [p.action == champion.get(ts) for ts, p in seen]
-    hits = [np.sign(outcome[ts]) == p.action for ts, p in seen if p.action and ts in outcome]
-    stats = IntervalStats(
-        predictions=len(seen),
-        errors=errors,
-        latency_p99_s=float(np.percentile(latencies, 99)) if latencies else 0.0,
-        agreement=float(np.mean(agree)) if agree else 0.0,
-        hit_rate=float(np.mean(hits)) if hits else None,
-    )
+        served[live.predict_candles(window, routing_key=ts).ref] += 1
+        if ts in outcome:  # known at once in a replay; a bot records it when it is realised
+            live.record_outcome(ts, outcome[ts])
+    stats = live.take_interval_stats()
     if stop <= start:
         return stats, None, start
     interval = ReplayInterval(
@@ -196,7 +172,7 @@ def _interval(
         first_bar=candles.frame["timestamp"].iloc[start].isoformat(),
         bars=stop - start,
         served=dict(served),
-        challenger_predictions=len(seen),
+        challenger_predictions=stats.predictions,
         agreement=stats.agreement,
         hit_rate=stats.hit_rate,
     )

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from alphaops.core.config import AlphaOpsConfig
-from alphaops.core.errors import NotFoundError, UsageError
+from alphaops.core.errors import NotFoundError, UsageError, VersionConflictError
 from alphaops.registry import ModelKey, Registry, RolloutEvent, RolloutRecord, parse_ref
 from alphaops.registry._rollouts import AliasEffect
 from alphaops.rollout import (
@@ -151,10 +151,24 @@ class RolloutController:
         key: ModelKey | str,
         stats: IntervalStats,
         policy: AnalysisPolicy | None = None,
+        *,
+        expect: RolloutRecord | None = None,
     ) -> AnalysisOutcome:
         """Judge one interval: pass advances (the last step promotes), inconclusive pauses,
-        the ``max_failures``-th failure rolls back."""
+        the ``max_failures``-th failure rolls back.
+
+        ``expect`` is the rollout as it was when the interval was measured: if it has moved
+        since (another step, phase or failure count), the stats describe another interval and
+        :class:`~alphaops.core.errors.VersionConflictError` is raised instead.
+        """
         record = self.active(key)
+        if expect is not None and _position(record) != _position(expect):
+            raise VersionConflictError(
+                f"rollout {record.id} of {record.key} is {record.phase} at step {record.step} "
+                f"with {record.failures} failures, not the measured {expect.phase} at step "
+                f"{expect.step} with {expect.failures} (id {expect.id})",
+                fix="measure a new interval on the rollout as it is now",
+            )
         verdict, detail = judge(stats, policy or AnalysisPolicy())
         state = state_of(record)
         nxt = state.after_analysis(verdict, detail=detail)
@@ -204,6 +218,10 @@ class RolloutController:
             effect=effect,
             actor=self.actor,
         )
+
+
+def _position(record: RolloutRecord) -> tuple[str, str, int, int]:
+    return record.id, record.phase, record.step, record.failures
 
 
 @contextmanager
