@@ -15,7 +15,14 @@ from alphaops.core.names import validate_name
 from alphaops.registry import _schema as t
 from alphaops.registry._artifacts import ArtifactStore
 from alphaops.registry._db import Database
-from alphaops.registry._types import ANY, AliasMove, AnyVersion, ModelVersion, VersionStatus
+from alphaops.registry._types import (
+    ANY,
+    AliasMove,
+    AnyVersion,
+    ModelVersion,
+    VersionStatus,
+    missing_version,
+)
 from alphaops.registry.refs import (
     CHAMPION,
     PREVIOUS,
@@ -73,11 +80,7 @@ class AliasMoves:
             {"k_symbol": key.symbol, "k_model_type": key.model_type, "k_version": version},
         ).scalar()
         if status != VersionStatus.READY.value:
-            raise NotFoundError(
-                f"{key}/{version} does not exist" + (f" (it is {status})" if status else ""),
-                fix=f"list versions with: alphaops registry list {key}",
-                ref=f"{key}/{version}",
-            )
+            raise missing_version(key, version, status)
 
     def aliases(self, key: ModelKey | str) -> dict[str, int]:
         """Return ``{alias: version}`` for ``key``."""

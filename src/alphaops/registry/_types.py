@@ -22,6 +22,7 @@ __all__ = [
     "ModelVersion",
     "VersionStatus",
     "check_transition",
+    "missing_version",
 ]
 
 
@@ -170,3 +171,12 @@ class GateRun:
                 ref=self.ref,
             )
         return found
+
+
+def missing_version(key: ModelKey, version: int, status: str | None) -> NotFoundError:
+    """Return the error for a version that does not exist (or is not ready: ``status``)."""
+    return NotFoundError(
+        f"{key}/{version} does not exist" + (f" (it is {status})" if status else ""),
+        fix=f"list versions with: alphaops registry list {key}",
+        ref=f"{key}/{version}",
+    )

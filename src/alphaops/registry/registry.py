@@ -42,6 +42,7 @@ from alphaops.registry._types import (
     ModelVersion,
     VersionStatus,
     check_transition,
+    missing_version,
 )
 from alphaops.registry.bundle import Bundle, sha256_bytes, verify_bundle
 from alphaops.registry.manifest import MANIFEST_FILE
@@ -245,9 +246,9 @@ class Registry(RolloutStore, GateLog):
                     fix=f"promote a version: alphaops registry promote {key}/N",
                     ref=str(parsed),
                 )
-            raise _missing(key, parsed.version, None)
+            raise missing_version(key, parsed.version, None)
         if rows[0].status != VersionStatus.READY.value:
-            raise _missing(key, int(rows[0].version), rows[0].status)
+            raise missing_version(key, int(rows[0].version), rows[0].status)
         aliases = tuple(sorted(r.alias_name for r in rows if r.alias_name is not None))
         return self._to_version(rows[0], aliases)
 
@@ -262,7 +263,7 @@ class Registry(RolloutStore, GateLog):
             select(t.versions).where(*_is(t.versions, key), t.versions.c.version == version)
         ).first()
         if row is None or row.status != VersionStatus.READY.value:
-            raise _missing(key, version, None if row is None else row.status)
+            raise missing_version(key, version, None if row is None else row.status)
         aliases = conn.execute(
             select(t.aliases.c.alias).where(*_is(t.aliases, key), t.aliases.c.version == version)
         ).scalars()
@@ -472,14 +473,6 @@ _RESOLVE_ALIAS = (
         _A.c.alias == bindparam("alias"),
     )
 )
-
-
-def _missing(key: ModelKey, version: int, status: str | None) -> NotFoundError:
-    return NotFoundError(
-        f"{key}/{version} does not exist" + (f" (it is {status})" if status else ""),
-        fix=f"list versions with: alphaops registry list {key}",
-        ref=f"{key}/{version}",
-    )
 
 
 def _default_actor() -> str:
