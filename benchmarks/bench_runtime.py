@@ -85,6 +85,7 @@ def _measure(fn: Callable[[], Any], n: int = N) -> tuple[float, float]:
 
 def _train(home: Path) -> tuple[Any, np.ndarray, str]:
     """Train and publish three LightGBM versions; return prepared data, a row, model.txt."""
+    from alphaops.registry.testing import record_passing_gates
     from alphaops.training import TrainingJob
     from alphaops.training.data import prepare_data
     from alphaops.training.executor import publish_trained, train_job
@@ -103,7 +104,7 @@ def _train(home: Path) -> tuple[Any, np.ndarray, str]:
                 seed=seed,
             )
             trained = train_job(job, candles)
-            publish_trained(trained, reg)
+            record_passing_gates(reg, publish_trained(trained, reg).ref)
             if seed == 1:
                 native = trained.native["model.txt"].decode()
                 data = prepare_data(job, candles)

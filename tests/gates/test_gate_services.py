@@ -47,7 +47,7 @@ def home(
         v1 = publish_trained(train_job(sound_job(), {"BTCUSDT": market.train}), registry)
         v2 = publish_trained(train_job(sound_job(seed=11), {"BTCUSDT": market.train}), registry)
         constant = registry.publish(planted("constant"))
-        registry.promote(v1.ref, expect=None, reason="test setup")
+        registry.promote(v1.ref, expect=None, reason="test setup", force=True)
     return Home(config, v1.ref, v2.ref, constant.ref)
 
 

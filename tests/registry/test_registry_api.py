@@ -18,20 +18,21 @@ from alphaops.core.errors import (
     VersionConflictError,
 )
 from alphaops.registry import ANY, PrunePolicy, Registry, open_registry, parse_ref
+from alphaops.registry.testing import publish_cleared
 
 KEY = "BTCUSDT/logreg"
 
 
 def _publish(registry: Registry, make_bundle: Callable[..., Path], n: int) -> list[int]:
-    return [registry.publish(make_bundle()).version for _ in range(n)]
+    return [publish_cleared(registry, make_bundle()).version for _ in range(n)]
 
 
 def test_versions_are_numbered_from_one_per_symbol_and_type(
     registry: Registry, make_bundle: Callable[..., Path]
 ) -> None:
     assert _publish(registry, make_bundle, 3) == [1, 2, 3]
-    assert registry.publish(make_bundle(symbol="ETHUSDT")).version == 1
-    assert registry.publish(make_bundle(model_type="lgbm")).version == 1
+    assert publish_cleared(registry, make_bundle(symbol="ETHUSDT")).version == 1
+    assert publish_cleared(registry, make_bundle(model_type="lgbm")).version == 1
     assert [str(k) for k in registry.list_models()] == [
         "BTCUSDT/lgbm",
         "BTCUSDT/logreg",
@@ -42,7 +43,7 @@ def test_versions_are_numbered_from_one_per_symbol_and_type(
 def test_a_published_version_keeps_its_manifest_and_files(
     registry: Registry, make_bundle: Callable[..., Path]
 ) -> None:
-    version = registry.publish(make_bundle(seed=42))
+    version = publish_cleared(registry, make_bundle(seed=42))
     assert version.manifest.seed == 42
     assert version.location.endswith("/BTCUSDT/logreg/1")
     bundle = registry.load(f"{KEY}/1")
@@ -255,7 +256,7 @@ def test_the_latest_link_follows_the_champion(
 def test_verify_finds_a_corrupted_stored_file(
     registry: Registry, make_bundle: Callable[..., Path]
 ) -> None:
-    version = registry.publish(make_bundle())
+    version = publish_cleared(registry, make_bundle())
     assert registry.verify().ok
     (Path(version.location) / "reports" / "training.md").write_text("edited")
     report = registry.verify()
@@ -277,7 +278,7 @@ def test_prune_keeps_aliased_versions_and_never_reuses_numbers(
     assert report.removed == [f"{KEY}/4", f"{KEY}/5"]
     assert [v.version for v in registry.list_versions(KEY)] == [1, 2, 3, 6]
     assert not Path(registry.artifacts.version_dir(parse_ref(KEY).key, 4)).exists()
-    assert registry.publish(make_bundle()).version == 7
+    assert publish_cleared(registry, make_bundle()).version == 7
     assert registry.verify().ok
     assert registry.doctor().ok
 
@@ -285,7 +286,7 @@ def test_prune_keeps_aliased_versions_and_never_reuses_numbers(
 def test_prune_by_size_removes_oldest_unaliased_first(
     registry: Registry, make_bundle: Callable[..., Path]
 ) -> None:
-    sizes = [registry.publish(make_bundle()).size_bytes for _ in range(4)]
+    sizes = [publish_cleared(registry, make_bundle()).size_bytes for _ in range(4)]
     registry.promote(f"{KEY}/1", expect=None, reason="v1")
     report = registry.prune(PrunePolicy(max_total_bytes=sizes[0] + sizes[3]), dry_run=True)
     assert report.removed == [f"{KEY}/2", f"{KEY}/3"]
@@ -314,7 +315,7 @@ def test_doctor_repairs_a_stale_latest_link_and_orphaned_folders(
 def test_export_then_import_gives_an_identical_bundle(
     registry: Registry, make_bundle: Callable[..., Path], tmp_path: Path
 ) -> None:
-    original = registry.publish(make_bundle(seed=7))
+    original = publish_cleared(registry, make_bundle(seed=7))
     archive = registry.export(f"{KEY}/1", tmp_path / "v1.tar.gz")
     imported = registry.import_archive(archive)
     assert imported.version == 2
@@ -326,7 +327,7 @@ def test_import_of_a_tampered_archive_is_refused(
 ) -> None:
     import tarfile
 
-    registry.publish(make_bundle())
+    publish_cleared(registry, make_bundle())
     archive = registry.export(f"{KEY}/1", tmp_path / "v1.tar.gz")
     with tarfile.open(archive) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
@@ -355,7 +356,7 @@ def test_the_default_registry_lives_in_the_home(
     tmp_path: Path, make_bundle: Callable[..., Path]
 ) -> None:
     with open_registry(tmp_path / "home") as reg:
-        reg.publish(make_bundle())
+        publish_cleared(reg, make_bundle())
         assert reg.database.dialect == "sqlite"
         with reg.database.read() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -10,6 +10,7 @@ import pytest
 
 from alphaops.core.errors import IntegrityError, UsageError
 from alphaops.registry import Registry, open_registry
+from alphaops.registry.testing import publish_cleared
 
 from .conftest import service_setting
 
@@ -31,7 +32,7 @@ def s3_registry(db_url: str) -> Iterator[Registry]:
 def test_publish_resolve_promote_and_load_through_s3(
     s3_registry: Registry, make_bundle: Callable[..., Path], tmp_path: Path
 ) -> None:
-    assert [s3_registry.publish(make_bundle()).version for _ in range(2)] == [1, 2]
+    assert [publish_cleared(s3_registry, make_bundle()).version for _ in range(2)] == [1, 2]
     s3_registry.promote(f"{KEY}/2", expect=None, reason="on s3")
     found = s3_registry.resolve(f"{KEY}@champion")
     assert found.location.startswith("s3://")
@@ -45,7 +46,7 @@ def test_publish_resolve_promote_and_load_through_s3(
 def test_gate_runs_keep_their_reports_on_s3_outside_the_bundle(
     s3_registry: Registry, make_bundle: Callable[..., Path]
 ) -> None:
-    version = s3_registry.publish(make_bundle())
+    version = publish_cleared(s3_registry, make_bundle())
     run = s3_registry.record_gates(
         version.ref,
         manifest_sha256=version.manifest_sha256,
@@ -69,7 +70,7 @@ def test_gate_runs_keep_their_reports_on_s3_outside_the_bundle(
 def test_a_damaged_object_on_s3_is_found_by_verify(
     s3_registry: Registry, make_bundle: Callable[..., Path]
 ) -> None:
-    version = s3_registry.publish(make_bundle())
+    version = publish_cleared(s3_registry, make_bundle())
     folder = s3_registry.artifacts.version_dir(version.key, version.version)
     s3_registry.artifacts.fs.write_bytes(f"{folder}/model.onnx", b"not a model")
     report = s3_registry.verify()
@@ -80,8 +81,8 @@ def test_a_damaged_object_on_s3_is_found_by_verify(
 def test_a_listener_learns_of_every_alias_move_or_is_told_to_poll(
     registry: Registry, make_bundle: Callable[..., Path]
 ) -> None:
-    registry.publish(make_bundle())
-    registry.publish(make_bundle())
+    publish_cleared(registry, make_bundle())
+    publish_cleared(registry, make_bundle())
     if registry.database.dialect == "sqlite":
         with pytest.raises(UsageError, match="poll"):
             registry.listen()

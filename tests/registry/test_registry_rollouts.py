@@ -11,14 +11,15 @@ import sqlalchemy as sa
 
 from alphaops.core.errors import NotFoundError, UsageError, VersionConflictError
 from alphaops.registry import Registry, open_registry
+from alphaops.registry.testing import publish_cleared
 
 KEY = "BTCUSDT/logreg"
 
 
 @pytest.fixture
 def two_versions(registry: Registry, make_bundle: Callable[..., Path]) -> Registry:
-    registry.publish(make_bundle())
-    registry.publish(make_bundle())
+    publish_cleared(registry, make_bundle())
+    publish_cleared(registry, make_bundle())
     registry.promote(f"{KEY}/1", expect=None, reason="first")
     return registry
 
@@ -116,7 +117,7 @@ def test_going_live_promotes_by_compare_and_swap_against_the_champion_at_start(
     two_versions: Registry, make_bundle: Callable[..., Path]
 ) -> None:
     rollout_id = start(two_versions)
-    two_versions.publish(make_bundle())
+    publish_cleared(two_versions, make_bundle())
     two_versions.promote(f"{KEY}/3", expect=1, reason="someone else")
     live: dict[str, Any] = {
         "phase": "live",

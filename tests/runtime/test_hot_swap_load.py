@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from alphaops.registry import Registry
+from alphaops.registry.testing import publish_cleared
 from alphaops.runtime import LivePredictor
 
 from .conftest import ACTIONS, wait_until
@@ -211,7 +212,7 @@ def run_load(
 
 @pytest.fixture
 def three_versions(registry: Registry, make_bundle: Callable[..., Path]) -> list[int]:
-    versions = [registry.publish(make_bundle()).version for _ in range(3)]
+    versions = [publish_cleared(registry, make_bundle()).version for _ in range(3)]
     registry.promote("BTCUSDT/logreg/1", expect=None, reason="start")
     return versions
 
@@ -235,9 +236,9 @@ def test_corrupted_version_promoted_under_load_is_refused_and_the_old_keeps_serv
     make_bundle: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
-    registry.publish(make_bundle())
+    publish_cleared(registry, make_bundle())
     registry.promote("BTCUSDT/logreg/1", expect=None, reason="start")
-    bad = registry.publish(make_bundle()).version
+    bad = publish_cleared(registry, make_bundle()).version
     onnx = next((tmp_path / "artifacts").rglob(f"BTCUSDT/logreg/{bad}/model.onnx"))
     onnx.write_bytes(onnx.read_bytes().replace(b"logistic_regression", b"LOGISTIC_REGRESSION"))
     live = LivePredictor(open_reg("bot"), "BTCUSDT/logreg", actions=ACTIONS, poll_interval_s=0.02)

@@ -22,6 +22,7 @@ from alphaops.core.errors import (
 )
 from alphaops.data.candles import Candles
 from alphaops.registry import Registry
+from alphaops.registry.testing import publish_cleared
 from alphaops.rollout import bucket
 from alphaops.runtime import IncompatibleModelError, LivePredictor, ModelFailedError, Routing
 
@@ -31,7 +32,7 @@ ROW = np.array([0.1, -0.2, 0.3, 0.4])
 
 
 def publish(registry: Registry, folder: Path) -> int:
-    return registry.publish(folder).version
+    return publish_cleared(registry, folder).version
 
 
 @pytest.fixture
@@ -360,7 +361,7 @@ def test_refused_version_raises_at_start_when_it_is_the_champion(
 def test_inference_failure_falls_back_to_the_champion_of_the_configured_simpler_type(
     served: Registry, make_bundle: Callable[..., Path]
 ) -> None:
-    simple = served.publish(make_bundle(model_type="simple")).version
+    simple = publish_cleared(served, make_bundle(model_type="simple")).version
     served.promote(f"BTCUSDT/simple/{simple}", expect=None, reason="fallback model")
     live = LivePredictor(
         served, "BTCUSDT/logreg", actions=ACTIONS, fallback_type="simple", start=False
@@ -381,7 +382,7 @@ def test_inference_failure_falls_back_to_the_champion_of_the_configured_simpler_
 def test_fallback_type_with_other_features_is_refused_and_never_serves(
     served: Registry, make_bundle: Callable[..., Path]
 ) -> None:
-    other = served.publish(make_bundle(model_type="simple", n_features=3)).version
+    other = publish_cleared(served, make_bundle(model_type="simple", n_features=3)).version
     served.promote(f"BTCUSDT/simple/{other}", expect=None, reason="wrong inputs")
     live = LivePredictor(
         served, "BTCUSDT/logreg", actions=ACTIONS, fallback_type="simple", start=False

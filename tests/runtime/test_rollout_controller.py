@@ -12,6 +12,7 @@ import pytest
 from alphaops.core.errors import GateFailedError, NotFoundError, VersionConflictError
 from alphaops.gates.records import GateRecord, GateRecordStore
 from alphaops.registry import Registry
+from alphaops.registry.testing import publish_cleared
 from alphaops.rollout import IllegalTransitionError, IntervalStats, Trigger, Verdict, bucket
 from alphaops.runtime import LivePredictor
 from alphaops.services.rollout import RolloutController
@@ -50,8 +51,8 @@ def pass_gates(registry: Registry, version: int) -> None:
 @pytest.fixture
 def served(registry: Registry, make_bundle: Callable[..., Path]) -> Registry:
     """Champion 1, version 2 published and gated (the challenger to roll out)."""
-    registry.publish(make_bundle())
-    registry.publish(make_bundle())
+    publish_cleared(registry, make_bundle())
+    publish_cleared(registry, make_bundle())
     registry.promote(f"{KEY}/1", expect=None, reason="first")
     pass_gates(registry, 2)
     return registry

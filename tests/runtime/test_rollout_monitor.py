@@ -16,6 +16,7 @@ import pytest
 
 from alphaops.core.errors import GateFailedError, VersionConflictError
 from alphaops.registry import Registry
+from alphaops.registry.testing import publish_cleared
 from alphaops.rollout import AnalysisPolicy, IntervalStats, Verdict, bucket
 from alphaops.runtime import LivePredictor
 from alphaops.runtime._tally import ChallengerTally
@@ -67,8 +68,8 @@ def actions_of(registry: Registry, version: int, rows: np.ndarray) -> np.ndarray
 @pytest.fixture
 def served(registry: Registry, make_bundle: Callable[..., Path]) -> Registry:
     """Champion 1, version 2 published and gated (the challenger to roll out)."""
-    registry.publish(make_bundle(seed=1))
-    registry.publish(make_bundle(seed=2))
+    publish_cleared(registry, make_bundle(seed=1))
+    publish_cleared(registry, make_bundle(seed=2))
     registry.promote(f"{KEY}/1", expect=None, reason="first")
     pass_gates(registry, 2)
     return registry
@@ -413,3 +414,58 @@ def test_champion_served_predictions_count_nothing(
     predict_agreeing(live)
     assert live.take_interval_stats() == IntervalStats(0, 0, 0.0, 0.0, None)
     assert not live.record_outcome("k1", 0.1)
+
+
+BOT_GOING_LIVE = """
+import sys
+import numpy as np
+from alphaops.registry import open_registry
+from alphaops.rollout import AnalysisPolicy
+from alphaops.runtime import LivePredictor
+from alphaops.services.monitor import RolloutMonitor
+
+class Clock:
+    now = 1000.0
+    def __call__(self):
+        return self.now
+
+clock = Clock()
+registry = open_registry(sys.argv[1])
+live = LivePredictor(registry, "BTCUSDT/logreg", actions={"down": -1, "up": 1}, start=False)
+policy = AnalysisPolicy(min_predictions=20, max_latency_p99_s=5.0)
+monitor = RolloutMonitor(registry, live, policy=policy, clock=clock, start=False)
+monitor.tick()
+for i in range(200):
+    live.predict(np.full(4, (i % 40) / 40), routing_key=f"k{i}")
+clock.now += 60.0
+outcome = monitor.tick()
+print(outcome.rollout.phase, registry.aliases("BTCUSDT/logreg")["champion"])
+heavy = ("alphaops.gates", "alphaops.training", "scipy", "matplotlib", "sklearn")
+print(sorted({m for m in sys.modules if m.startswith(heavy)}))
+"""
+
+
+def test_a_bot_taking_its_rollout_live_imports_no_gates_or_scipy_in_a_fresh_process(
+    tmp_path: Path, make_bundle: Callable[..., Path]
+) -> None:
+    import subprocess
+    import sys
+
+    from alphaops.registry import open_registry
+
+    home = tmp_path / "home"
+    with open_registry(home) as registry:
+        publish_cleared(registry, make_bundle(seed=1))
+        publish_cleared(registry, make_bundle(seed=2))
+        registry.promote(f"{KEY}/1", expect=None, reason="first")
+        RolloutController(registry, actor="operator").start(
+            f"{KEY}/2", steps="100", interval_s=INTERVAL_S
+        )
+    done = subprocess.run(
+        [sys.executable, "-c", BOT_GOING_LIVE, str(home)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    went_live, imported = done.stdout.strip().splitlines()
+    assert went_live == "live 2"
+    assert imported == "[]"

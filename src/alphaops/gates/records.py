@@ -37,9 +37,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from alphaops.core.errors import GateFailedError, IntegrityError, NotFoundError, UsageError
+from alphaops.core.errors import IntegrityError, NotFoundError
 from alphaops.gates.results import GateOutcome
-from alphaops.registry import GateRun, ModelKey, ModelRef, ModelVersion, Registry, parse_key
+from alphaops.registry import (
+    GateRun,
+    ModelKey,
+    ModelRef,
+    ModelVersion,
+    Registry,
+    judge_clearance,
+    parse_key,
+)
 from alphaops.registry.manifest import GateResult
 
 __all__ = ["GateClearance", "GateRecord", "GateRecordStore", "ensure_gates_passed", "record_of"]
@@ -193,29 +201,16 @@ def ensure_gates_passed(
     """
     key = parse_key(key) if isinstance(key, str) else key
     ref = f"{key}/{version}"
-    if force and not (reason and reason.strip()):
-        raise UsageError(
-            f"forcing {ref} past its gates needs a reason",
-            fix="pass --force --reason 'why this version must go live anyway'",
-        )
     record = store.latest(ref)
-    if record is not None and record.manifest_sha256 != manifest_sha256:
-        why = "its gate record is for another manifest (re-published?)"
-    elif record is None:
-        why = "gates never ran"
-    elif not record.passed:
-        why = "gates failed: " + ", ".join(record.failed_checks)
-    else:
-        return GateClearance(ref, True, False, record, reason or "gates passed")
-    if force:
-        assert reason is not None
-        return GateClearance(ref, False, True, record, f"{reason} [FORCED past gates: {why}]")
-    raise GateFailedError(
-        f"{ref} has no gate results: {why}"
+    newest = (
+        None
         if record is None
-        else f"{ref} cannot be promoted: {why}",
-        fix=f"run 'alphaops gate run {ref}' and fix what fails, or promote with "
-        "--force --reason '…' (written to the audit log)",
-        ref=ref,
-        failed_checks=record.failed_checks if record else [],
+        else {
+            "run_id": "",
+            "passed": record.passed,
+            "manifest_sha256": record.manifest_sha256,
+            "document": json.loads(record.model_dump_json()),
+        }
     )
+    found = judge_clearance(ref, manifest_sha256, newest, force=force, reason=reason)
+    return GateClearance(ref, found.passed, found.forced, record, found.audit_reason)

@@ -5,6 +5,7 @@ Open one with :func:`open_registry`, then ``publish`` bundles, ``resolve`` refer
 ``history`` and ``generation``, and ``record_gates``/``latest_gates`` after a gate run. See ``docs/manifest.schema.json`` for the bundle manifest.
 """
 
+from alphaops.registry._clearance import Clearance, judge_clearance
 from alphaops.registry._maintenance import (
     DoctorReport,
     Finding,
@@ -35,6 +36,7 @@ __all__ = [
     "AnyVersion",
     "AuditRecord",
     "Bundle",
+    "Clearance",
     "DoctorReport",
     "Finding",
     "GateAttachment",
@@ -50,6 +52,7 @@ __all__ = [
     "RolloutRecord",
     "VerifyReport",
     "VersionStatus",
+    "judge_clearance",
     "manifest_json_schema",
     "open_registry",
     "parse_key",

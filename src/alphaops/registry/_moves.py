@@ -14,6 +14,7 @@ from alphaops.core.errors import NotFoundError, UsageError, VersionConflictError
 from alphaops.core.names import validate_name
 from alphaops.registry import _schema as t
 from alphaops.registry._artifacts import ArtifactStore
+from alphaops.registry._clearance import clearance_in
 from alphaops.registry._db import Database
 from alphaops.registry._types import (
     ANY,
@@ -94,6 +95,7 @@ class AliasMoves:
         reason: str,
         actor: str | None = None,
         alias: str = CHAMPION,
+        force: bool = False,
     ) -> AliasMove:
         """Point ``alias`` (default ``champion``) at ``ref`` if it currently is ``expect``.
 
@@ -101,6 +103,11 @@ class AliasMoves:
         :data:`ANY` skips the check). A stale expectation raises
         :class:`VersionConflictError` and changes nothing. Promoting the champion moves the
         old champion to ``previous``. The audit record is written in the same transaction.
+
+        Promotion to champion is fail-closed: unless the newest gate run of the version passed
+        on its exact manifest, :class:`~alphaops.core.errors.GateFailedError` is raised and
+        nothing moves. ``force=True`` with a ``reason`` promotes anyway; the audit log records
+        the reason marked ``[FORCED past gates: …]``.
         """
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
         alias = validate_name(alias, kind="alias")
@@ -118,6 +125,10 @@ class AliasMoves:
                     raise NotFoundError(f"{parsed} is not set", fix="name a version number")
             self._require_ready(conn, parsed.key, version)
             current = self._check_expect(conn, parsed.key, alias, expect)
+            if alias == CHAMPION:
+                reason = clearance_in(
+                    conn, parsed.key, version, force=force, reason=reason
+                ).audit_reason
             if current == version:
                 raise UsageError(
                     f"{parsed.key}/{version} already is {alias}", fix="promote another version"

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from alphaops.core.errors import NotFoundError, UsageError, VersionConflictError
 from alphaops.registry import _schema as t
+from alphaops.registry._clearance import clearance_in
 from alphaops.registry._db import as_utc
 from alphaops.registry._moves import NOTIFY_CHANNEL, AliasMoves, _is, _now
 from alphaops.registry._types import AliasMove
@@ -260,6 +261,8 @@ class RolloutStore(AliasMoves):
         key, challenger = record.key, record.challenger_version
         moves = []
         if effect == "promote_challenger":
+            # Going live is fail-closed exactly like promote: an ungated version raises here.
+            note = clearance_in(conn, key, challenger, reason=note).audit_reason
             # Compare-and-swap: the champion must still be the one the rollout started against.
             current = self._check_expect(conn, key, CHAMPION, record.champion_version)
             self._point(conn, key, CHAMPION, challenger)

@@ -4,13 +4,23 @@ The database is the source of truth. A version is visible only once its files ar
 verified at their final place; every alias move bumps the registry-wide generation and writes
 its audit record in the same transaction.
 
+Promotion to champion is fail-closed, enforced here and not by callers: a version whose
+newest gate run did not pass on its exact manifest is refused unless forced with a reason.
+
 >>> import tempfile, pathlib
->>> from alphaops.registry.testing import build_tiny_bundle
+>>> from alphaops.core.errors import GateFailedError
+>>> from alphaops.registry.testing import build_tiny_bundle, record_passing_gates
 >>> tmp = pathlib.Path(tempfile.mkdtemp())
 >>> with open_registry(tmp / "home") as reg:
 ...     v1 = reg.publish(build_tiny_bundle(tmp / "b1", seed=1))
+...     try:
+...         reg.promote("BTCUSDT/logreg/1", expect=None, reason="first model")
+...     except GateFailedError as exc:
+...         print(exc.code)
+...     _ = record_passing_gates(reg, "BTCUSDT/logreg/1")
 ...     move = reg.promote("BTCUSDT/logreg/1", expect=None, reason="first model")
 ...     reg.resolve("BTCUSDT/logreg@champion").version, reg.generation()
+gate_failed
 (1, 1)
 """
 
@@ -33,6 +43,7 @@ from alphaops.core.errors import (
 from alphaops.core.home import AlphaOpsHome
 from alphaops.registry import _schema as t
 from alphaops.registry._artifacts import ArtifactStore
+from alphaops.registry._clearance import Clearance, clearance_in
 from alphaops.registry._db import Database, as_utc, database_url_for
 from alphaops.registry._gate_log import GateLog
 from alphaops.registry._moves import NOTIFY_CHANNEL, _is, _now
@@ -329,6 +340,20 @@ class Registry(RolloutStore, GateLog):
         with self.database.read() as conn:
             rows = conn.execute(select(t.aliases).where(*_is(t.aliases, key))).all()
         return {r.alias: int(r.version) for r in sorted(rows, key=lambda r: r.alias)}
+
+    def clearance(
+        self, ref: str | ModelRef, *, force: bool = False, reason: str | None = None
+    ) -> Clearance:
+        """Return whether the version ``ref`` names is cleared for live traffic.
+
+        Cleared means the newest gate run recorded for it passed on its exact manifest; this
+        is what :meth:`promote` (to champion) and a rollout going live check in their own
+        transaction. Raise :class:`~alphaops.core.errors.GateFailedError` when it is not,
+        unless ``force`` is given with a ``reason``.
+        """
+        found = self.resolve(ref)
+        with self.database.read() as conn:
+            return clearance_in(conn, found.key, found.version, force=force, reason=reason)
 
     def generation(self) -> int:
         """Return the registry-wide generation number (it grows with every alias move)."""

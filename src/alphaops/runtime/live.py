@@ -9,10 +9,10 @@ recorded, and the current model keeps serving.
 
 >>> import tempfile, pathlib, numpy as np
 >>> from alphaops.registry import open_registry
->>> from alphaops.registry.testing import build_tiny_bundle
+>>> from alphaops.registry.testing import build_tiny_bundle, publish_cleared
 >>> tmp = pathlib.Path(tempfile.mkdtemp())
 >>> reg = open_registry(tmp / "home")
->>> _ = reg.publish(build_tiny_bundle(tmp / "b1", seed=1))
+>>> _ = publish_cleared(reg, build_tiny_bundle(tmp / "b1", seed=1))
 >>> _ = reg.promote("BTCUSDT/logreg/1", expect=None, reason="first")
 >>> live = LivePredictor(reg, "BTCUSDT/logreg", actions={"down": -1, "up": 1}, start=False)
 >>> p = live.predict(np.zeros(4))

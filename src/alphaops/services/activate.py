@@ -155,9 +155,7 @@ def activate(
         config, database_url=where.database_url, artifacts=where.artifacts
     ) as registry:
         version = registry.resolve(ref)
-        from alphaops.services.gates import clearance  # only when needed: gates are heavy
-
-        cleared = clearance(registry, version, force=False, reason=reason)
+        cleared = registry.clearance(version.ref, reason=reason)
         new_value = version.location if value == "path" else version.ref
         original = env_file.read_bytes()
         updated = replace_env_value(original, key, new_value)

@@ -56,11 +56,11 @@ class RolloutMonitor:
 
     >>> import tempfile, pathlib, numpy as np
     >>> from alphaops.registry import open_registry
-    >>> from alphaops.registry.testing import build_tiny_bundle
+    >>> from alphaops.registry.testing import build_tiny_bundle, publish_cleared
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> reg = open_registry(tmp / "home")
     >>> for seed in (1, 2):
-    ...     _ = reg.publish(build_tiny_bundle(tmp / f"b{seed}", seed=seed))
+    ...     _ = publish_cleared(reg, build_tiny_bundle(tmp / f"b{seed}", seed=seed))
     >>> _ = reg.promote("BTCUSDT/logreg/1", expect=None, reason="first")
     >>> _ = RolloutController(reg).start("BTCUSDT/logreg/2", steps="shadow,50", interval_s=60)
     >>> now = [0.0]

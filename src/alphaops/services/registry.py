@@ -294,11 +294,7 @@ def promote(
     """
     with _open(config, where) as registry:
         version = registry.resolve(ref)
-        if alias == CHAMPION:
-            from alphaops.services.gates import clearance  # only when needed: gates are heavy
-
-            reason = clearance(registry, version, force=force, reason=reason).audit_reason
-        return registry.promote(version.ref, expect=expect, reason=reason, alias=alias)
+        return registry.promote(version.ref, expect=expect, reason=reason, alias=alias, force=force)
 
 
 def rollback(

@@ -84,11 +84,11 @@ class RolloutController:
 
         >>> import tempfile, pathlib
         >>> from alphaops.registry import open_registry
-        >>> from alphaops.registry.testing import build_tiny_bundle
+        >>> from alphaops.registry.testing import build_tiny_bundle, publish_cleared
         >>> tmp = pathlib.Path(tempfile.mkdtemp())
         >>> reg = open_registry(tmp / "home")
         >>> for seed in (1, 2):
-        ...     _ = reg.publish(build_tiny_bundle(tmp / f"b{seed}", seed=seed))
+        ...     _ = publish_cleared(reg, build_tiny_bundle(tmp / f"b{seed}", seed=seed))
         >>> _ = reg.promote("BTCUSDT/logreg/1", expect=None, reason="first")
         >>> r = RolloutController(reg).start("BTCUSDT/logreg/2", steps="shadow,10,100")
         >>> r.phase, r.percentage, reg.aliases("BTCUSDT/logreg")["challenger"]
@@ -198,11 +198,8 @@ class RolloutController:
         if nxt.phase == Phase.ROLLED_BACK:
             effect = "remove_challenger"
         elif nxt.phase == Phase.LIVE:
-            # Fail closed exactly like `registry promote`: ungated or failed gates raise.
-            from alphaops.services.gates import clearance  # only when needed: gates are heavy
-
-            version = self.registry.get(record.key, record.challenger_version)
-            reason = clearance(self.registry, version, force=False, reason=reason).audit_reason
+            # Fail closed exactly like `registry promote`: the registry refuses an uncleared
+            # challenger inside the same transaction (GateFailedError), from its own gate log.
             effect = "promote_challenger"
         return self.registry.transition_rollout(
             record.id,

@@ -1,0 +1,148 @@
+"""Gate clearance, judged by the registry itself from its own append-only gate log.
+
+A version is *cleared* for live traffic when the newest gate run recorded for it passed and
+judged exactly its manifest (its sha256). The registry checks this inside the transaction
+that moves ``champion`` (``promote``) or takes a rollout live, so no caller (library, CLI, a
+bot, a service) can skip it, and a bot never imports the gates to know it. ``force`` with a
+reason turns a refusal into a clearance whose audit reason says it was forced and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select
+
+from alphaops.core.errors import GateFailedError, UsageError
+from alphaops.registry import _schema as schema
+from alphaops.registry.refs import ModelKey
+
+__all__ = ["Clearance", "clearance_in", "failed_checks_of", "judge_clearance"]
+
+_NEWEST_RUN = (
+    select(
+        schema.gate_runs.c.passed,
+        schema.gate_runs.c.manifest_sha256,
+        schema.gate_runs.c.run_id,
+        schema.gate_runs.c.document,
+    )
+    .where(
+        schema.gate_runs.c.symbol == bindparam("k_symbol"),
+        schema.gate_runs.c.model_type == bindparam("k_model_type"),
+        schema.gate_runs.c.version == bindparam("k_version"),
+    )
+    .order_by(schema.gate_runs.c.id.desc())
+    .limit(1)
+)
+_MANIFEST = select(schema.versions.c.manifest_sha256).where(
+    schema.versions.c.symbol == bindparam("k_symbol"),
+    schema.versions.c.model_type == bindparam("k_model_type"),
+    schema.versions.c.version == bindparam("k_version"),
+)
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """Whether a version may take live traffic, and the reason the audit log records."""
+
+    ref: str
+    passed: bool
+    """The newest gate run passed on this exact manifest."""
+    forced: bool
+    """Not passed, but forced with a reason."""
+    why: str
+    """``gates passed``, or why the version is not cleared."""
+    audit_reason: str
+    """The caller's reason, marked ``[FORCED past gates: …]`` when forced."""
+    run_id: str | None
+    failed_checks: tuple[str, ...] = ()
+
+
+def failed_checks_of(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return ``gate.check`` of every failed check in a gate run's JSON document.
+
+    >>> failed_checks_of({"gates": [{"gate": "quality", "checks": [
+    ...     {"name": "majority_share", "passed": False}, {"name": "nan", "passed": True}]}]})
+    ('quality.majority_share',)
+    """
+    found: list[str] = []
+    for gate in document.get("gates", ()) or ():
+        if not isinstance(gate, Mapping):
+            continue
+        for check in gate.get("checks", ()) or ():
+            if isinstance(check, Mapping) and not check.get("passed", False):
+                found.append(f"{gate.get('gate')}.{check.get('name')}")
+    return tuple(found)
+
+
+def judge_clearance(
+    ref: str,
+    manifest_sha256: str,
+    newest: Mapping[str, Any] | None,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+) -> Clearance:
+    """Judge clearance from the newest gate run (``None``: the gates never ran).
+
+    Raise :class:`GateFailedError` (exit 2) when not cleared and not forced, and
+    :class:`UsageError` when forced without a reason.
+
+    >>> judge_clearance("BTCUSDT/lightgbm/3", "a" * 64, None)
+    Traceback (most recent call last):
+    ...
+    alphaops.core.errors.GateFailedError: BTCUSDT/lightgbm/3 has no gate results: gates never ran...
+    >>> judge_clearance("BTCUSDT/lightgbm/3", "a" * 64, None, force=True,
+    ...     reason="hotfix").audit_reason
+    'hotfix [FORCED past gates: gates never ran]'
+    """
+    if force and not (reason and reason.strip()):
+        raise UsageError(
+            f"forcing {ref} past its gates needs a reason",
+            fix="pass --force --reason 'why this version must go live anyway'",
+        )
+    failed: tuple[str, ...] = ()
+    run_id = None if newest is None else str(newest["run_id"])
+    if newest is None:
+        why = "gates never ran"
+    elif newest["manifest_sha256"] != manifest_sha256:
+        why = "its gate record is for another manifest (re-published?)"
+    elif not newest["passed"]:
+        failed = failed_checks_of(newest.get("document") or {})
+        why = "gates failed: " + (", ".join(failed) or "see the gate report")
+    else:
+        return Clearance(ref, True, False, "gates passed", reason or "gates passed", run_id)
+    if force:
+        audit = f"{reason} [FORCED past gates: {why}]"
+        return Clearance(ref, False, True, why, audit, run_id, failed)
+    raise GateFailedError(
+        f"{ref} has no gate results: {why}"
+        if newest is None
+        else f"{ref} is not cleared for live traffic: {why}",
+        fix=f"run 'alphaops gate run {ref}' and fix what fails, or promote with "
+        "--force --reason '…' (written to the audit log)",
+        ref=ref,
+        failed_checks=list(failed),
+    )
+
+
+def clearance_in(
+    conn: Connection,
+    key: ModelKey,
+    version: int,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+) -> Clearance:
+    """Judge the clearance of ``key/version`` inside an open transaction."""
+    where = {"k_symbol": key.symbol, "k_model_type": key.model_type, "k_version": version}
+    manifest = conn.execute(_MANIFEST, where).scalar()
+    row = conn.execute(_NEWEST_RUN, where).first()
+    newest = None if row is None else dict(row._mapping)
+    if newest is not None and isinstance(newest["document"], str):
+        import json  # a driver that hands JSON back as text
+
+        newest["document"] = json.loads(newest["document"])
+    return judge_clearance(f"{key}/{version}", str(manifest), newest, force=force, reason=reason)

@@ -1,0 +1,107 @@
+"""The registry enforces gate clearance itself: no caller can put an ungated version live.
+
+Every test calls :class:`~alphaops.registry.Registry` directly (no CLI, no services), on
+SQLite and on PostgreSQL, with real tiny ONNX bundles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from alphaops.core.errors import GateFailedError, UsageError
+from alphaops.registry import Registry
+from alphaops.registry.testing import publish_cleared, record_passing_gates
+
+KEY = "BTCUSDT/logreg"
+
+
+def record_failing_gates(registry: Registry, ref: str, check: str = "majority_share") -> None:
+    version = registry.resolve(ref)
+    registry.record_gates(
+        version,
+        manifest_sha256=version.manifest_sha256,
+        passed=False,
+        document={"gates": [{"gate": "quality", "checks": [{"name": check, "passed": False}]}]},
+    )
+
+
+def test_promote_of_a_version_whose_gates_never_ran_is_refused_and_nothing_moves(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    registry.publish(make_bundle())
+    generation = registry.generation()
+    with pytest.raises(GateFailedError, match="gates never ran") as caught:
+        registry.promote(f"{KEY}/1", expect=None, reason="no gates")
+    assert caught.value.exit_code == 2
+    assert registry.aliases(KEY) == {}
+    assert registry.generation() == generation
+    assert [r.action for r in registry.history(KEY)] == ["publish"]
+
+
+def test_promote_after_failed_gates_is_refused_and_names_the_failed_checks(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    registry.publish(make_bundle())
+    record_failing_gates(registry, f"{KEY}/1")
+    with pytest.raises(GateFailedError, match=r"quality\.majority_share") as caught:
+        registry.promote(f"{KEY}/1", expect=None, reason="failed gates")
+    assert caught.value.details["failed_checks"] == ["quality.majority_share"]
+    assert registry.aliases(KEY) == {}
+
+
+def test_the_newest_gate_run_decides_so_a_later_failure_withdraws_clearance(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    publish_cleared(registry, make_bundle())
+    assert registry.clearance(f"{KEY}/1").passed
+    record_failing_gates(registry, f"{KEY}/1", check="sharpe")
+    with pytest.raises(GateFailedError, match=r"quality\.sharpe"):
+        registry.promote(f"{KEY}/1", expect=None, reason="was cleared once")
+    record_passing_gates(registry, f"{KEY}/1")
+    move = registry.promote(f"{KEY}/1", expect=None, reason="cleared again")
+    assert move.to_version == 1
+    assert [r.reason for r in registry.history(KEY) if r.action == "promote"] == ["cleared again"]
+
+
+def test_forcing_past_the_gates_needs_a_reason_and_the_audit_log_says_it_was_forced(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    registry.publish(make_bundle())
+    with pytest.raises(UsageError, match="needs a reason"):
+        registry.promote(f"{KEY}/1", expect=None, reason=" ", force=True)
+    registry.promote(f"{KEY}/1", expect=None, reason="exchange outage hotfix", force=True)
+    (record,) = [r for r in registry.history(KEY) if r.action == "promote"]
+    assert record.reason == "exchange outage hotfix [FORCED past gates: gates never ran]"
+    assert registry.aliases(KEY) == {"champion": 1}
+
+
+def test_user_aliases_take_no_live_traffic_and_need_no_clearance(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    registry.publish(make_bundle())
+    registry.promote(f"{KEY}/1", expect=None, reason="for review", alias="staging")
+    assert registry.aliases(KEY) == {"staging": 1}
+
+
+def test_a_rollout_cannot_go_live_with_a_challenger_whose_gates_failed(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    publish_cleared(registry, make_bundle())
+    registry.publish(make_bundle())
+    registry.promote(f"{KEY}/1", expect=None, reason="first")
+    record_failing_gates(registry, f"{KEY}/2")
+    rollout = registry.create_rollout(
+        KEY, 2, steps=(100,), phase="canary", step=0, percentage=100, interval_s=60.0,
+        max_failures=3, reason="try v2",
+    )  # fmt: skip
+    with pytest.raises(GateFailedError, match="majority_share"):
+        registry.transition_rollout(
+            rollout.id, expect=("canary", 0, 0), phase="live", step=0, paused_from=None,
+            percentage=100, failures=0, trigger="advance", reason="interval passed",
+            effect="promote_challenger",
+        )  # fmt: skip
+    assert registry.get_rollout(rollout.id).phase == "canary"
+    assert registry.aliases(KEY) == {"champion": 1, "challenger": 2}
