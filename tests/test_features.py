@@ -318,7 +318,7 @@ def test_features_match_talib_and_pandas_references_on_real_data(
     f = btc_features.iloc[1000:]
     c, h, lo, v = (btc.frame[k].to_numpy() for k in ("close", "high", "low", "volume"))
     close = pd.Series(c)
-    exact = {
+    reference = {
         "rsi_14": talib.RSI(c, 14),
         "atr_14": talib.ATR(h, lo, c, 14) / c,
         "macd_12_26_9": talib.MACD(c, 12, 26, 9)[2] / c,
@@ -326,8 +326,10 @@ def test_features_match_talib_and_pandas_references_on_real_data(
         "ma_cross_ema_12_26": talib.EMA(c, 12) / talib.EMA(c, 26) - 1,
         "returns_4": (close / close.shift(4) - 1).to_numpy(),
     }
-    for name, expected in exact.items():
-        np.testing.assert_array_equal(f[name], expected[1000:], err_msg=name)
+    # Same definitions as TA-Lib; alphaops sums in its own fixed order (identical live and in
+    # batch), so they agree to rounding, not to the bit.
+    for name, expected in reference.items():
+        np.testing.assert_allclose(f[name], expected[1000:], rtol=1e-12, atol=1e-13, err_msg=name)
     upper, _, lower = talib.BBANDS(c, 20, 2.0, 2.0, 0)
     np.testing.assert_allclose(
         f["bollinger_pctb_20_2"], ((c - lower) / (upper - lower))[1000:], atol=1e-9

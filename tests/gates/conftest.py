@@ -128,9 +128,9 @@ def write_planted(folder: Path, model: bytes, market: Market, *, model_type: str
     """Write a bundle for ``model`` with the FEATURES and LABEL, like the trainer does."""
     rows = FeaturePipeline(FEATURES).transform(market.train)[list(FEATURES.names)].to_numpy()
     reference = rows[np.isfinite(rows).all(axis=1)][:8].astype(np.float32)
-    from alphaops.registry._onnx import run_onnx
+    from alphaops.inference import OnnxSession
 
-    expected = run_onnx(model, "input", reference)
+    expected = OnnxSession(model).run(reference)
     manifest = {
         "symbol": "BTCUSDT",
         "model_type": model_type,

@@ -113,7 +113,9 @@ def test_thresholds_are_configurable_through_the_frozen_policy(
 def test_a_bundle_without_its_feature_spec_is_refused_naming_the_file(
     sound_bundle: Bundle, tmp_path: Path
 ) -> None:
-    # Same manifest, but a folder without reports/training.json: the features are unknown.
-    missing = Bundle(path=tmp_path, manifest=sound_bundle.manifest)
-    with pytest.raises(IntegrityError, match=r"training\.json"):
+    # A manifest without its feature spec and a folder without reports/training.json (where
+    # bundles published before the manifest field kept it): the features are unknown.
+    manifest = sound_bundle.manifest.model_copy(update={"feature_spec": None})
+    missing = Bundle(path=tmp_path, manifest=manifest)
+    with pytest.raises(IntegrityError, match=r"no feature spec .*training\.json"):
         BundlePredictor(missing)

@@ -93,7 +93,7 @@ def test_onnx_export_scores_like_the_native_model_in_onnxruntime(
 ) -> None:
     model, onnx_bytes, data = fitted(family, task)
     scorer = OnnxScorer(onnx_bytes)  # one input 'input', one output 'probabilities'
-    assert [o.name for o in scorer.session.get_outputs()] == ["probabilities"]
+    assert scorer.session.output_names == ("probabilities",)
     onnx_probs = scorer.predict_proba(_inputs(data.X_val))
     native = model.predict_proba(data.X_val)
     assert onnx_probs.shape == native.shape

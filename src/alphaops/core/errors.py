@@ -14,7 +14,10 @@ caller does next::
     │   ├── DataFormatError             data_format       1     422    convert or point at the right file
     │   ├── DataValidationError         data_invalid      1     422    repair the listed rows
     │   ├── DataConflictError           data_conflict     1     409    resolve overlapping candles
-    │   └── InsufficientDataError       data_insufficient 1     422    provide more history
+    │   ├── InsufficientDataError       data_insufficient 1     422    provide more history
+    │   ├── WrongMarketError            wrong_market      1     422    feed the model's symbol/timeframe
+    │   ├── DataGapError                data_gap          1     422    wait for gap-free bars
+    │   └── StaleBarError               stale_bar         1     409    send each new closed bar once
     ├── IntegrityError                  integrity_error   1     422    restore or re-publish the named file
     │   ├── IncompatibleModelError      model_incompatible 1    422    publish a model for this runtime's inputs
     │   └── ModelFailedError            inference_failed  1     500    roll back; inspect the model
@@ -53,6 +56,7 @@ __all__ = [
     "DataConflictError",
     "DataError",
     "DataFormatError",
+    "DataGapError",
     "DataValidationError",
     "ErrorCode",
     "ExchangeError",
@@ -68,9 +72,11 @@ __all__ = [
     "NotFoundError",
     "ParityError",
     "SpecError",
+    "StaleBarError",
     "TrainingError",
     "UsageError",
     "VersionConflictError",
+    "WrongMarketError",
 ]
 
 
@@ -100,6 +106,9 @@ ERROR_TABLE: dict[str, ErrorCode] = {
         ErrorCode("data_invalid", 1, 422, "candles failed validation"),
         ErrorCode("data_conflict", 1, 409, "new candles disagree with stored candles"),
         ErrorCode("data_insufficient", 1, 422, "not enough history for the request"),
+        ErrorCode("wrong_market", 1, 422, "candles of another symbol or timeframe"),
+        ErrorCode("data_gap", 1, 422, "a gap in the bars inside a model's input window"),
+        ErrorCode("stale_bar", 1, 409, "a bar that is not newer than the last one"),
         ErrorCode(
             "integrity_error", 1, 422, "a stored file or manifest does not match its checksums"
         ),
@@ -224,6 +233,24 @@ class InsufficientDataError(DataError):
     """There is not enough history (rows, warm-up or horizon) for the request."""
 
     code = "data_insufficient"
+
+
+class WrongMarketError(DataError):
+    """Candles of another symbol or timeframe than the model was trained on."""
+
+    code = "wrong_market"
+
+
+class DataGapError(DataError):
+    """Bars are missing inside the window a model's input needs (e.g. a sequence lookback)."""
+
+    code = "data_gap"
+
+
+class StaleBarError(DataError):
+    """A live bar that is not newer than the last one (out of order or a duplicate)."""
+
+    code = "stale_bar"
 
 
 class IntegrityError(AlphaOpsError):

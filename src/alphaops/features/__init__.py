@@ -7,6 +7,7 @@
 ('LOSS', 'WIN')
 """
 
+from alphaops.features._stream import FeatureStream
 from alphaops.features.labels import DROP_REASONS, LabelResult, LabelRule, make_labels
 from alphaops.features.pipeline import FeaturePipeline
 from alphaops.features.spec import (
@@ -35,6 +36,7 @@ __all__ = [
     "Feature",
     "FeaturePipeline",
     "FeatureSpec",
+    "FeatureStream",
     "LabelResult",
     "LabelRule",
     "MACross",

@@ -1,14 +1,18 @@
-"""Feature computations: TA-Lib wrappers and window-local rolling statistics.
+"""Feature computations in batch: window-local statistics and the recursive indicators.
 
 Every function maps full-length float64 arrays to a full-length float64 array whose value at
-bar ``i`` depends only on bars ``<= i``; entries TA-Lib cannot fill yet are NaN. The pipeline
-blanks further rows until each feature's ``warmup_bars`` are available.
+bar ``i`` depends only on bars ``<= i``; entries that cannot be computed yet are NaN. The
+pipeline blanks further rows until each feature's ``warmup_bars`` are available.
 
-Rolling standard deviations are computed here rather than with TA-Lib: TA-Lib's ``STDDEV`` /
-``BBANDS`` keep running sums of ``x`` and ``x**2`` over the whole series, so the value at a bar
-carries rounding from every earlier bar (measured on BTCUSDT 1h: up to 3e-9 relative between a
-live window and the full history). Here each value is a two-pass mean and deviation summed in
-a fixed order over its own window, so a live window and the full history agree bit for bit.
+Window-local values (returns, volatility, SMA cross, Bollinger %B, volume z-score) are
+two-pass means and deviations summed in a fixed order over their own window, so any window
+and the full history agree bit for bit, and so does the live updater that sums the same
+window in the same order (TA-Lib's ``SMA``/``STDDEV``/``BBANDS`` keep running sums over the
+whole series instead: measured on BTCUSDT 1h, up to 3e-9 relative between a live window and
+the full history). Recursive indicators (EMA cross, RSI, ATR, MACD) run the live updater of
+:mod:`alphaops.features._stream` over the series: one implementation, identical bits live and
+in batch. They follow TA-Lib's definitions (seeds and Wilder smoothing); a test compares them
+with TA-Lib on real data.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from typing import assert_never
 
 import numpy as np
 import numpy.typing as npt
-import talib
 
 from alphaops.data.candles import Candles
+from alphaops.features._stream import updater_for
 from alphaops.features.spec import (
     ATR,
     MACD,
@@ -64,13 +68,15 @@ def compute(feature: Feature, bars: Bars) -> FloatArray:
     """Return the raw values of ``feature`` for every bar (NaN where not computable)."""
     close = bars.close
     match feature:
-        case RSI(period=period):
-            return _column(talib.RSI(close, timeperiod=period))
-        case MACross(fast=fast, slow=slow, ma=ma):
-            average = talib.SMA if ma == "sma" else talib.EMA
-            fast_ma = _column(average(close, timeperiod=fast))
-            slow_ma = _column(average(close, timeperiod=slow))
-            return fast_ma / slow_ma - 1.0
+        case RSI() | ATR() | MACD() | MACross(ma="ema"):
+            return _run_updater(feature, bars)
+        case MACross(fast=fast, slow=slow):
+            out = _nans(len(close))
+            if len(close) >= slow:
+                slow_ma = _rolling_sum(close, slow) / slow
+                fast_ma = _rolling_sum(close, fast)[slow - fast :] / fast
+                out[slow - 1 :] = fast_ma / slow_ma - 1.0
+            return out
         case Volatility(window=window):
             out = _nans(len(close))
             if len(close) > window:
@@ -83,18 +89,28 @@ def compute(feature: Feature, bars: Bars) -> FloatArray:
             if len(close) > k:
                 out[k:] = close[k:] / close[:-k] - 1.0
             return out
-        case ATR(period=period):
-            atr = _column(talib.ATR(bars.high, bars.low, close, timeperiod=period))
-            return atr / close
-        case MACD(fast=fast, slow=slow, signal=signal):
-            _, _, hist = talib.MACD(close, fastperiod=fast, slowperiod=slow, signalperiod=signal)
-            return _column(hist) / close
         case BollingerPctB(period=period, num_std=num_std):
             return _bollinger_pctb(close, period, num_std)
         case VolumeZScore(window=window):
             return _zscore(bars.volume, window)
         case _:
             assert_never(feature)
+
+
+def _run_updater(feature: Feature, bars: Bars) -> FloatArray:
+    # A recursion has one implementation: the live updater, run over the whole series.
+    update = updater_for(feature).update
+    values = [
+        update(h, lo, c, v)
+        for h, lo, c, v in zip(
+            bars.high.tolist(),
+            bars.low.tolist(),
+            bars.close.tolist(),
+            bars.volume.tolist(),
+            strict=True,
+        )
+    ]
+    return np.array(values, dtype=np.float64)
 
 
 def _nans(n: int) -> FloatArray:

@@ -29,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from alphaops.core.errors import IntegrityError, UsageError
+from alphaops.core.errors import AlphaOpsError, IntegrityError, UsageError
+from alphaops.inference import OnnxSession
 from alphaops.registry._fs import FileSystem, local_fs
-from alphaops.registry._onnx import run_onnx
 from alphaops.registry.manifest import MANIFEST_FILE, FileEntry, Manifest
 
 __all__ = [
@@ -136,8 +136,25 @@ def load_reference(data: bytes, *, folder: str) -> tuple[npt.NDArray[Any], npt.N
         ) from exc
 
 
-def run_smoke_test(manifest: Manifest, model: bytes, reference: bytes, *, folder: str) -> None:
-    """Run the model on the reference inputs; raise if outputs differ from the expected ones."""
+def open_session(manifest: Manifest, model: bytes, *, where: str, threads: int = 1) -> OnnxSession:
+    """Return the onnxruntime session of a bundle's ``model.onnx``, checked against its manifest.
+
+    The input is the manifest's input name and the output must hold one probability per class
+    of the manifest's class order; a file onnxruntime cannot load raises ``IntegrityError``.
+    """
+    return OnnxSession(
+        model,
+        classes=len(manifest.label.class_order),
+        input_name=manifest.input.name,
+        threads=threads,
+        where=where,
+    )
+
+
+def smoke_test_session(
+    manifest: Manifest, session: OnnxSession, reference: bytes, *, folder: str
+) -> None:
+    """Run ``session`` on the reference inputs; raise if outputs differ from the expected ones."""
     inputs, expected = load_reference(reference, folder=folder)
     want = manifest.input.shape[1:]
     if list(inputs.shape[1:]) != want:
@@ -148,8 +165,8 @@ def run_smoke_test(manifest: Manifest, model: bytes, reference: bytes, *, folder
             "rebuild the reference batch",
         )
     try:
-        got = run_onnx(model, manifest.input.name, inputs.astype(manifest.input.dtype))
-    except Exception as exc:  # onnxruntime raises its own untyped errors
+        got = session.run(np.ascontiguousarray(inputs, dtype=manifest.input.dtype))
+    except AlphaOpsError as exc:
         raise _broken(folder, MODEL_FILE, f"cannot run: {exc}", "re-export the model") from exc
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-4, atol=1e-5):
         raise _broken(
@@ -158,6 +175,15 @@ def run_smoke_test(manifest: Manifest, model: bytes, reference: bytes, *, folder
             "outputs differ from the expected outputs in reference.npz",
             "re-export the model or rebuild the reference batch",
         )
+
+
+def run_smoke_test(manifest: Manifest, model: bytes, reference: bytes, *, folder: str) -> None:
+    """Load the model in a scratch session and smoke-test it (see :func:`smoke_test_session`)."""
+    try:
+        session = open_session(manifest, model, where=folder)
+    except AlphaOpsError as exc:
+        raise _broken(folder, MODEL_FILE, f"cannot load: {exc}", "re-export the model") from exc
+    smoke_test_session(manifest, session, reference, folder=folder)
 
 
 @dataclass(frozen=True)
@@ -182,7 +208,8 @@ class Bundle:
     def predict(self, inputs: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Run the ONNX model on ``inputs`` and return its scores."""
         data = (self.path / MODEL_FILE).read_bytes()
-        return run_onnx(data, self.manifest.input.name, inputs.astype(self.manifest.input.dtype))
+        session = open_session(self.manifest, data, where=str(self.path))
+        return session.run_batched(inputs, dtype=self.manifest.input.dtype)
 
 
 def write_bundle(

@@ -177,6 +177,11 @@ class Manifest(_Frozen):
     config_hash: str | None = Field(None, description="Hash of the alphaops config used.")
     params: dict[str, Scalar] = Field(default_factory=dict, description="Hyper-parameters.")
     metrics: dict[str, float] = Field(default_factory=dict, description="Validation metrics.")
+    feature_spec: dict[str, Any] | None = Field(
+        None,
+        description="The feature spec the features were computed with (alphaops FeatureSpec "
+        "JSON); None for bundles that bring ready feature rows.",
+    )
     gates: list[GateResult] = Field(default_factory=list, description="Gate results.")
     replaces: ReplacedChampion | None = Field(
         None, description="The champion this model was trained to replace."

@@ -4,7 +4,6 @@ It needs only NumPy, onnxruntime and the registry client (never training, gates 
 framework; an import-linter contract enforces it). Start with :class:`LivePredictor`.
 """
 
-from alphaops.runtime._inputs import Rows
 from alphaops.runtime._model import (
     IncompatibleModelError,
     LoadedModel,
@@ -12,8 +11,10 @@ from alphaops.runtime._model import (
     load_model,
 )
 from alphaops.runtime.live import LivePredictor, Prediction, Role, Routing, RuntimeEvent
+from alphaops.scoring import Bar, Rows
 
 __all__ = [
+    "Bar",
     "IncompatibleModelError",
     "LivePredictor",
     "LoadedModel",

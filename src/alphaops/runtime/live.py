@@ -36,15 +36,14 @@ import numpy.typing as npt
 
 from alphaops.core.errors import AlphaOpsError, NotFoundError, UsageError
 from alphaops.data.candles import Candles
-from alphaops.features import FeaturePipeline
 from alphaops.registry import ModelKey, Registry, parse_key
 from alphaops.registry.refs import CHALLENGER, CHAMPION, PREVIOUS
 from alphaops.rollout import IntervalStats
 from alphaops.rollout.routing import check_percentage, routes_to_challenger
-from alphaops.runtime._inputs import Rows, batch_from_candles, batch_from_rows
+from alphaops.runtime._feed import Feed
 from alphaops.runtime._model import LoadedModel, ModelFailedError, load_model
 from alphaops.runtime._tally import ChallengerTally
-from alphaops.scoring import ACTIONS, FeatureSource
+from alphaops.scoring import ACTIONS, Bar, BarLike, FeatureSource, Rows
 
 if TYPE_CHECKING:
     from alphaops.registry._notify import AliasListener
@@ -130,18 +129,8 @@ class _Slot:
 
 
 def _same_input(a: LoadedModel, b: LoadedModel) -> bool:
-    # One prepared batch serves both models: same shape and dtype, and candles are turned
-    # into features the same way (versions of one model always share the feature names).
-    if a.input_shape != b.input_shape or a.dtype != b.dtype:
-        return False
-    pa, pb = a.pipeline, b.pipeline
-    if pa is pb:
-        return True
-    return (
-        isinstance(pa, FeaturePipeline)
-        and isinstance(pb, FeaturePipeline)
-        and (pa.spec, pa.symbol, pa.timeframe) == (pb.spec, pb.symbol, pb.timeframe)
-    )
+    # One prepared batch serves both models when their contracts build identical inputs.
+    return a.contract.key == b.contract.key
 
 
 class LivePredictor:
@@ -218,6 +207,7 @@ class LivePredictor:
         self._follow_rollouts = follow_rollouts
         self._rollout_routing: Routing | None = None
         self._tally = ChallengerTally()
+        self._feed = Feed()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -242,19 +232,50 @@ class LivePredictor:
         """
         slot = self._slot  # one read: this call finishes on these models whatever happens
         model, role = self._route(slot, routing_key)
-        return self._serve(slot, model, role, lambda m: batch_from_rows(m, rows), routing_key)
+        return self._serve(slot, model, role, lambda m: m.contract.rows(rows), routing_key)
+
+    def on_bar(self, bar: BarLike, *, routing_key: str | int | None = None) -> Prediction:
+        """Take one new closed bar and return the prediction for it (the streaming entry).
+
+        ``bar`` is a :class:`~alphaops.scoring.Bar`, a mapping with ``timestamp`` and OHLCV
+        (and optionally ``symbol``), or a ccxt row ``[ms, open, high, low, close, volume]``.
+        Only the new bar is validated (newer than the last, on the model's timeframe grid,
+        sane OHLC; :class:`~alphaops.core.errors.StaleBarError`,
+        :class:`~alphaops.core.errors.WrongMarketError`,
+        :class:`~alphaops.core.errors.DataValidationError`) and every feature is updated
+        incrementally: the input equals, bit for bit, what the gates build in batch from the
+        same first bar. Raise :class:`~alphaops.core.errors.InsufficientDataError` during
+        warm-up (see :meth:`warm_up`) and :class:`~alphaops.core.errors.DataGapError` while a
+        sequence window crosses a gap. Call it from one thread.
+        """
+        slot = self._slot
+        self._feed.push(Bar.of(bar), slot.champion.contract)
+        model, role = self._route(slot, routing_key)
+        return self._serve(slot, model, role, self._feed.batch_of, routing_key)
+
+    def warm_up(self, candles: Candles) -> None:
+        """Feed the recent history ``candles`` without predicting (before :meth:`on_bar`)."""
+        self._feed.sync(candles, self._slot.champion.contract)
 
     def predict_candles(
         self, candles: Candles, *, routing_key: str | int | None = None
     ) -> Prediction:
-        """Compute the features of the latest bar of ``candles`` and return its prediction.
+        """Return the prediction for the newest bar of ``candles`` (a rolling window).
 
-        Raise :class:`~alphaops.core.errors.InsufficientDataError` while there is not enough
+        Candles of another symbol or timeframe are refused
+        (:class:`~alphaops.core.errors.WrongMarketError`). Only the candles newer than the
+        last bar seen are fed to the streaming features, so passing the bot's rolling window
+        on every bar costs what :meth:`on_bar` costs; a window that does not overlap the last
+        one restarts the features from its first candle. Raise
+        :class:`~alphaops.core.errors.InsufficientDataError` while there is not enough
         history for the features (and the lookback of sequence models).
         """
         slot = self._slot
         model, role = self._route(slot, routing_key)
-        return self._serve(slot, model, role, lambda m: batch_from_candles(m, candles), routing_key)
+        if slot.champion.contract.spec is None:  # a batch-only feature source (a test seam)
+            return self._serve(slot, model, role, lambda m: m.contract.latest(candles), routing_key)
+        self._feed.sync(candles, slot.champion.contract)
+        return self._serve(slot, model, role, self._feed.batch_of, routing_key)
 
     def _route(self, slot: _Slot, routing_key: str | int | None) -> tuple[LoadedModel, Role]:
         routing = slot.routing

@@ -276,6 +276,7 @@ def _manifest(
         "config_hash": job.config_hash,
         "params": all_params,
         "metrics": dict(metrics),
+        "feature_spec": job.features.to_dict(),
     }
 
 

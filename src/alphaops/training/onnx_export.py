@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-import onnxruntime as ort
 
-from alphaops.core.errors import ParityError, TrainingError
+from alphaops.core.errors import IntegrityError, ModelFailedError, ParityError, TrainingError
+from alphaops.inference import OnnxSession
 
 __all__ = [
     "INPUT_NAME",
@@ -34,7 +34,6 @@ __all__ = [
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
-_BATCH = 4096
 
 
 def probabilities_only(model: onnx.ModelProto, *, probabilities: str = OUTPUT_NAME) -> bytes:
@@ -56,22 +55,15 @@ def probabilities_only(model: onnx.ModelProto, *, probabilities: str = OUTPUT_NA
 
 
 class OnnxScorer:
-    """An onnxruntime session on the CPU that returns class probabilities in batches."""
+    """An exported model's session (see :class:`~alphaops.inference.OnnxSession`), checked to
+    have one input ``input`` and one output ``probabilities``; scores in batches."""
 
     def __init__(self, model: bytes, *, threads: int = 1) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise TrainingError(
-                f"onnxruntime cannot load the exported model: {exc}",
-                fix="check the exporter and opset versions",
-            ) from exc
-        inputs = [i.name for i in self.session.get_inputs()]
-        outputs = [o.name for o in self.session.get_outputs()]
+            self.session = OnnxSession(model, threads=threads, where="the exported model")
+        except IntegrityError as exc:
+            raise TrainingError(str(exc), fix="check the exporter and opset versions") from exc
+        inputs, outputs = list(self.session.input_names), list(self.session.output_names)
         if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
             raise TrainingError(
                 f"the exported model has inputs {inputs} and outputs {outputs}",
@@ -80,12 +72,10 @@ class OnnxScorer:
 
     def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Return the model's probabilities for ``X`` (cast to float32)."""
-        data = np.ascontiguousarray(X, dtype=np.float32)
-        parts = [
-            np.asarray(self.session.run([OUTPUT_NAME], {INPUT_NAME: data[i : i + _BATCH]})[0])
-            for i in range(0, max(len(data), 1), _BATCH)
-        ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        try:
+            return self.session.run_batched(np.asarray(X), dtype=np.float32)
+        except ModelFailedError as exc:
+            raise TrainingError(str(exc), fix="check the exporter and opset versions") from exc
 
 
 @dataclass(frozen=True)
