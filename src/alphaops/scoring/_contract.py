@@ -156,6 +156,15 @@ class InputContract:
         self._source: FeatureSource | None = (
             features if features is not None else None if spec is None else FeaturePipeline(spec)
         )
+        # Computed once: the live path reads them on every bar.
+        self.feature_warmup = 0 if self._source is None else int(self._source.warmup_bars)
+        self.warmup_bars = self.feature_warmup + self.lookback - 1
+        """The bars of history needed for the first input (features + lookback - 1)."""
+        identity = self.spec.spec_hash if self.spec is not None else id(self._source)
+        self.key: tuple[Any, ...] = (
+            identity, self.symbol, self.timeframe, self.kind, self.lookback, self.dtype
+        )
+        """What makes two contracts build identical inputs from the same bars."""
 
     @classmethod
     def from_bundle(
@@ -176,23 +185,6 @@ class InputContract:
         if features is None and (require_spec or has_feature_spec(bundle)):
             spec = feature_spec_of(bundle)
         return cls(bundle.manifest, spec=spec, features=features, where=where)
-
-    @property
-    def feature_warmup(self) -> int:
-        """Return the bars the features need before their first complete row."""
-        return 0 if self._source is None else int(self._source.warmup_bars)
-
-    @property
-    def warmup_bars(self) -> int:
-        """Return the bars of history needed for the first input (features + lookback - 1)."""
-        return self.feature_warmup + self.lookback - 1
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        """Return what makes two contracts build identical inputs from the same bars."""
-        spec = None if self.spec is None else self.spec.spec_hash
-        source = None if self.spec is not None else id(self._source)
-        return (spec, source, self.symbol, self.timeframe, self.kind, self.lookback, self.dtype)
 
     def check_market(self, candles: Candles) -> None:
         """Refuse candles of another symbol or timeframe (:class:`WrongMarketError`)."""
