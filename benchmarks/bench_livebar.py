@@ -29,7 +29,7 @@ from alphaops.data.readers import read_candles
 from alphaops.features import FeatureSpec, LabelRule
 from alphaops.registry import open_registry
 from alphaops.registry.testing import record_passing_gates
-from alphaops.runtime import Bar, LivePredictor
+from alphaops.runtime import LivePredictor, bars_of
 from alphaops.scoring import InputContract
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "BTCUSDT-1h.parquet"
@@ -48,12 +48,6 @@ def _timed(fn: Callable[[int], Any], n: int) -> list[float]:
         fn(i)
         out.append(time.perf_counter() - began)
     return out
-
-
-def _bars(candles: Candles) -> list[Bar]:
-    f = candles.frame
-    cols = [f[c].to_numpy(np.float64).tolist() for c in ("open", "high", "low", "close", "volume")]
-    return [Bar(t, *v) for t, *v in zip(candles.timestamps_ms.tolist(), *cols, strict=True)]
 
 
 def _one(model: str, params: dict[str, Any], lookback: int, home: Path) -> dict[str, float]:
@@ -77,7 +71,7 @@ def _one(model: str, params: dict[str, Any], lookback: int, home: Path) -> dict[
         unseen = frame.iloc[TRAIN_BARS:]
         warm = Candles.from_frame(unseen.iloc[:1000], symbol="BTCUSDT", timeframe="1h")
         rest = Candles.from_frame(unseen.iloc[1000:], symbol="BTCUSDT", timeframe="1h")
-        bars = _bars(rest)[:BARS]
+        bars = bars_of(rest)[:BARS]
         need = contract.warmup_bars
         with LivePredictor(reg, f"BTCUSDT/{model}", start=False) as live:
             live.warm_up(warm)

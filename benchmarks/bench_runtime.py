@@ -7,7 +7,7 @@ temporary SQLite registry. Every latency is one prediction of one real feature r
 validation row), p50/p99 over ``N`` calls after a warm-up, on one intra-op thread.
 
 Figures:
-- ``bare_*``: a bare onnxruntime ``session.run`` (the LivePredictor's own session)
+- ``bare_*``: a bare onnxruntime ``session.run`` of the same model (same options)
 - ``live_*``: :meth:`LivePredictor.predict` on the same row (validation, routing, result object
   included); ``live_overhead_p50_us`` (goal: under 15 µs) and ``live_over_bare_p50``
 - ``lightgbm_*``: native LightGBM ``Booster.predict`` on the same booster (``model.txt`` of the
@@ -135,6 +135,15 @@ def _natives(data: Any, row: np.ndarray, booster_text: str) -> dict[str, Any]:
     return figures
 
 
+def _bare_session(model_onnx: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model_onnx, options, providers=["CPUExecutionProvider"])
+
+
 def _pyfunc(model_onnx: bytes, input_name: str, row: np.ndarray, tmp: Path) -> dict[str, Any]:
     try:
         import mlflow.onnx
@@ -237,9 +246,11 @@ def run() -> dict[str, Any]:
         data, row, booster_text = _train(home)
         reg = open_registry(home, actor="bot")
         live = LivePredictor(reg, KEY, poll_interval_s=POLL_S, start=False)
-        model = live._slot.champion  # the bare session the predictor uses
-        feed = {model.input_name: row[np.newaxis]}
-        bare = _measure(lambda: model.session.run(None, feed))
+        model = live._slot.champion
+        model_onnx = (reg.load(f"{KEY}/1").path / "model.onnx").read_bytes()
+        bare_session = _bare_session(model_onnx)  # the bare library on the same model
+        feed = {model.session.input_name: row[np.newaxis]}
+        bare = _measure(lambda: bare_session.run(None, feed))
         steady = _measure(lambda: live.predict(row))
         figures: dict[str, Any] = {
             "features": len(model.feature_names),
@@ -252,8 +263,7 @@ def run() -> dict[str, Any]:
             "live_over_bare_p50": steady[0] / bare[0],
         }
         figures |= _natives(data, row, booster_text)
-        model_onnx = (reg.load(f"{KEY}/1").path / "model.onnx").read_bytes()
-        figures |= _pyfunc(model_onnx, model.input_name, row, root)
+        figures |= _pyfunc(model_onnx, model.session.input_name, row, root)
         for name in ("lightgbm", "sklearn_rf", "sklearn_logreg", "mlflow_pyfunc"):
             if f"{name}_p50_us" in figures:
                 figures[f"{name}_over_live_p50"] = figures[f"{name}_p50_us"] / steady[0]

@@ -25,7 +25,7 @@ from alphaops.data.candles import Candles
 from alphaops.features import FeatureSpec, LabelRule
 from alphaops.registry import Registry, open_registry
 from alphaops.registry.testing import record_passing_gates
-from alphaops.runtime import Bar, LivePredictor
+from alphaops.runtime import Bar, LivePredictor, bars_of
 from alphaops.scoring import BundlePredictor
 from alphaops.training import TrainingJob
 from alphaops.training.executor import publish_trained, train_job
@@ -39,16 +39,6 @@ class Served:
     registry: Registry
     candles: Candles  # every bar after the training window: data the models never saw
     keys: tuple[str, ...]
-
-
-def _bars(candles: Candles) -> list[Bar]:
-    frame = candles.frame
-    columns = [frame[c].to_numpy(np.float64).tolist() for c in ("open", "high", "low", "close")]
-    volume = frame["volume"].to_numpy(np.float64).tolist()
-    stamps = candles.timestamps_ms.tolist()
-    return [
-        Bar(t, o, h, lo, c, v) for t, o, h, lo, c, v in zip(stamps, *columns, volume, strict=True)
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +91,7 @@ def test_live_bar_by_bar_scores_bit_for_bit_what_the_gates_scored(
     live_input = gate.contract.live()
     compared = 0
     with LivePredictor(served.registry, key, start=False) as live:
-        for bar in _bars(window):
+        for bar in bars_of(window):
             live_input.push(bar)
             try:
                 got = live.on_bar(bar)
@@ -136,7 +126,7 @@ def test_a_rolling_window_through_predict_candles_equals_the_streaming_entry(
         for end in range(600, 700):
             candles = Candles.from_frame(window.iloc[: end + 1], symbol="BTCUSDT", timeframe="1h")
             by_window = rolling.predict_candles(candles)
-            by_bar = streaming.on_bar(_bars(candles.tail(1))[0])
+            by_bar = streaming.on_bar(bars_of(candles.tail(1))[0])
             assert by_window == by_bar
 
 
@@ -150,7 +140,7 @@ def test_candles_of_another_market_or_timeframe_are_refused(
         with pytest.raises(WrongMarketError, match=r"got BTCUSDT 5m"):
             live.predict_candles(load_real("BTCUSDT", "5m").tail(700))
         live.warm_up(served.candles.tail(700))
-        last = _bars(served.candles.tail(1))[0]
+        last = bars_of(served.candles.tail(1))[0]
         five_minutes_later = Bar(last.timestamp_ms + 300_000, 1.0, 1.0, 1.0, 1.0, 1.0)
         with pytest.raises(WrongMarketError, match=r"not a multiple of .* timeframe 1h"):
             live.on_bar(five_minutes_later)
@@ -162,7 +152,7 @@ def test_candles_of_another_market_or_timeframe_are_refused(
 
 def test_stale_and_broken_bars_are_refused_and_change_nothing(served: Served) -> None:
     candles = served.candles.tail(701)
-    bars = _bars(candles)
+    bars = bars_of(candles)
     with LivePredictor(served.registry, served.keys[0], start=False) as live:
         live.warm_up(Candles.from_frame(candles.frame.iloc[:700], symbol="BTCUSDT", timeframe="1h"))
         with pytest.raises(StaleBarError, match="a duplicate"):
@@ -186,7 +176,7 @@ def test_a_sequence_window_across_a_gap_is_refused_live_as_the_gates_skip_it(
     frame = served.candles.frame.iloc[:720]
     gapped = frame.drop(frame.index[700:703])  # three missing hours
     candles = Candles.from_frame(gapped, symbol="BTCUSDT", timeframe="1h")
-    bars = _bars(candles)
+    bars = bars_of(candles)
     gated = {
         key: BundlePredictor(served.registry.load(f"{key}@champion")).score(candles)
         for key in served.keys
@@ -216,4 +206,4 @@ def test_a_cold_predictor_says_how_many_bars_it_still_needs(served: Served) -> N
         LivePredictor(served.registry, served.keys[0], start=False) as live,
         pytest.raises(InsufficientDataError, match=r"needs 518 bars .* has 1"),
     ):
-        live.on_bar(_bars(served.candles.tail(1))[0])
+        live.on_bar(bars_of(served.candles.tail(1))[0])

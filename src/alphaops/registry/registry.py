@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from alphaops.registry._maintenance import DoctorReport, PrunePolicy, PruneReport, VerifyReport
     from alphaops.registry._notify import AliasListener
 
-__all__ = ["NOTIFY_CHANNEL", "Registry", "open_registry"]
+__all__ = ["NOTIFY_CHANNEL", "GenerationReader", "Registry", "open_registry"]
 _ALLOCATE_RETRIES = 50
 
 
@@ -360,6 +360,10 @@ class Registry(RolloutStore, GateLog):
         with self.database.read() as conn:
             return self._generation_in(conn)
 
+    def generation_reader(self) -> GenerationReader:
+        """Return a reader of the generation for a polling loop (see :class:`GenerationReader`)."""
+        return GenerationReader(self.database)
+
     def record_activation(
         self,
         version: ModelVersion,
@@ -505,3 +509,46 @@ def _default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+class GenerationReader:
+    """Read the registry generation on one dedicated driver connection, as cheaply as possible.
+
+    A runtime polls the generation every second or so in a thread beside the predictions; this
+    reader skips the SQL toolkit (one prepared statement on a raw driver cursor, whose wait
+    happens outside the GIL) so that an idle poll costs a few microseconds of Python instead
+    of the ~70 µs a ``Registry.generation()`` call holds the interpreter for. A failed read
+    drops the connection; the next read opens a new one. Use it from one thread.
+    """
+
+    _SQL = "SELECT generation FROM registry_state WHERE id = 1"
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._conn: Any = None
+
+    def read(self) -> int:
+        """Return the current generation."""
+        if self._conn is None:
+            self._conn = self._database.reader.raw_connection()
+        try:
+            cursor = self._conn.cursor()
+            try:
+                cursor.execute(self._SQL)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            self._conn.rollback()  # never keep a snapshot (or a PostgreSQL transaction) open
+        except Exception:
+            self.close()
+            raise
+        return int(row[0])
+
+    def close(self) -> None:
+        """Return the connection to its pool (reading again opens another)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken: nothing to give back
+                pass

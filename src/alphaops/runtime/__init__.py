@@ -11,7 +11,7 @@ from alphaops.runtime._model import (
     load_model,
 )
 from alphaops.runtime.live import LivePredictor, Prediction, Role, Routing, RuntimeEvent
-from alphaops.scoring import Bar, Rows
+from alphaops.scoring import Bar, Rows, bars_of
 
 __all__ = [
     "Bar",
@@ -24,5 +24,6 @@ __all__ = [
     "Routing",
     "Rows",
     "RuntimeEvent",
+    "bars_of",
     "load_model",
 ]

@@ -17,11 +17,10 @@ import pandas as pd
 
 from alphaops.core.errors import StaleBarError
 from alphaops.data.candles import Candles
-from alphaops.scoring import Bar, InputContract, LiveInput
+from alphaops.scoring import Bar, InputContract, LiveInput, bars_of
 
 __all__ = ["Feed"]
 
-_FIELDS = ("open", "high", "low", "close", "volume")
 _MAX_INPUTS = 8
 
 
@@ -97,10 +96,8 @@ class Feed:
             else:
                 self._bars.clear()
                 self._inputs.clear()
-        frame = candles.frame.iloc[start:]
-        columns = [frame[f].to_numpy(np.float64).tolist() for f in _FIELDS]
-        for stamp, *values in zip(stamps[start:].tolist(), *columns, strict=True):
-            self.push(Bar(stamp, *values), contract)
+        for bar in bars_of(candles)[start:]:
+            self.push(bar, contract)
 
 
 def _iso(ms: int) -> str:

@@ -208,6 +208,7 @@ class LivePredictor:
         self._rollout_routing: Routing | None = None
         self._tally = ChallengerTally()
         self._feed = Feed()
+        self._generations = registry.generation_reader()  # an idle poll: one cheap read
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -517,7 +518,7 @@ class LivePredictor:
                 # Re-read after a change: a move committed during a slow load (e.g. a rollback
                 # while a new version was verified) is published now, not one interval later.
                 for _ in range(3):
-                    generation = self.registry.generation()
+                    generation = self._generations.read()
                     if generation == self._slot.generation:
                         break
                     aliases = self.registry.aliases(self.key)
@@ -686,6 +687,8 @@ class LivePredictor:
         if self._thread is not None:
             self._thread.join(timeout=max(5.0, 2 * self.poll_interval_s))
             self._thread = None
+        with self._poll_lock:
+            self._generations.close()
 
     def __enter__(self) -> LivePredictor:
         return self

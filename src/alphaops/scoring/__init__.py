@@ -22,7 +22,7 @@ from alphaops.scoring._contract import (
     Rows,
     feature_spec_of,
 )
-from alphaops.scoring._live import Bar, BarLike, LiveInput
+from alphaops.scoring._live import Bar, BarLike, LiveInput, bars_of
 from alphaops.scoring._predictor import BundlePredictor, Scores, label_rule_of
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "LiveInput",
     "Rows",
     "Scores",
+    "bars_of",
     "feature_spec_of",
     "label_rule_of",
 ]

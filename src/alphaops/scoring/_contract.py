@@ -162,7 +162,12 @@ class InputContract:
         """The bars of history needed for the first input (features + lookback - 1)."""
         identity = self.spec.spec_hash if self.spec is not None else id(self._source)
         self.key: tuple[Any, ...] = (
-            identity, self.symbol, self.timeframe, self.kind, self.lookback, self.dtype
+            identity,
+            self.symbol,
+            self.timeframe,
+            self.kind,
+            self.lookback,
+            self.dtype,
         )
         """What makes two contracts build identical inputs from the same bars."""
 

@@ -35,7 +35,7 @@ from alphaops.features import FeatureStream
 if TYPE_CHECKING:
     from alphaops.scoring._contract import InputContract
 
-__all__ = ["Bar", "BarLike", "LiveInput"]
+__all__ = ["Bar", "BarLike", "LiveInput", "bars_of"]
 
 _FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -84,6 +84,14 @@ class Bar:
                 fix="pass a Bar, a mapping with timestamp/open/high/low/close/volume, or a "
                 "ccxt row [timestamp_ms, open, high, low, close, volume]",
             ) from exc
+
+
+def bars_of(candles: Candles) -> list[Bar]:
+    """Return the candles of ``candles`` as :class:`Bar` values, oldest first."""
+    frame = candles.frame
+    columns = [frame[f].to_numpy(np.float64).tolist() for f in _FIELDS]
+    stamps = candles.timestamps_ms.tolist()
+    return [Bar(t, o, h, lo, c, v) for t, o, h, lo, c, v in zip(stamps, *columns, strict=True)]
 
 
 BarLike = Bar | Mapping[str, Any] | Sequence[Any]
@@ -167,11 +175,8 @@ class LiveInput:
     def extend(self, candles: Candles) -> None:
         """Push every candle of ``candles`` (checked for symbol and timeframe first)."""
         self.contract.check_market(candles)
-        frame = candles.frame
-        stamps = candles.timestamps_ms.tolist()
-        columns = [frame[f].to_numpy(np.float64).tolist() for f in _FIELDS]
-        for stamp, *values in zip(stamps, *columns, strict=True):
-            self.push(Bar(stamp, *values))
+        for bar in bars_of(candles):
+            self.push(bar)
 
     def batch(self) -> npt.NDArray[Any]:
         """Return the ``(1, …)`` model input of the newest bar.

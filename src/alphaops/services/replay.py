@@ -21,14 +21,15 @@ from alphaops.data import Candles
 from alphaops.features import LabelRule, make_labels
 from alphaops.registry import RolloutRecord
 from alphaops.rollout import AnalysisPolicy, IntervalStats
-from alphaops.runtime import LivePredictor
+from alphaops.runtime import Bar, LivePredictor, bars_of
 from alphaops.services._common import open_configured_registry
 from alphaops.services.rollout import RolloutController
 
 __all__ = ["ReplayInterval", "ReplayResult", "replay_rollout"]
 
-# Bars of history handed to the predictor with every bar: more than any default warm-up.
-WINDOW_BARS = 1024
+# Bars of history that warm the predictor up before the first replayed bar: more than any
+# default warm-up.
+WARMUP_BARS = 1024
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,19 @@ def replay_rollout(
         )
         key = record.key
         with LivePredictor(registry, key, start=False) as live:
+            # The history before the first replayed bar warms the features up, as a bot does
+            # at start; then bars arrive one at a time through the streaming entry.
+            history = candles.frame.iloc[max(0, bar - WARMUP_BARS) : bar]
+            live.warm_up(
+                Candles.from_frame(history, symbol=candles.symbol, timeframe=candles.timeframe)
+            )
+            bars = bars_of(candles)
             # An interval lasts until the challenger has answered min_predictions bars (in
             # shadow it answers every bar; at 10% about one bar in ten), so every analysis
             # has the evidence it needs; a failed interval is repeated at the same step.
             while record.active and record.phase != "paused" and bar < len(candles):
                 stats, interval, bar = _interval(
-                    live, candles, bar, min_predictions, outcome, record
+                    live, candles, bars, bar, min_predictions, outcome, record
                 )
                 assert interval is not None  # bar < len(candles)
                 analysis = controller.analyse(key, stats, policy)
@@ -119,7 +127,7 @@ def replay_rollout(
                 )
             if record.phase == "live":  # a day of bars served by the new champion
                 _, interval, bar = _interval(
-                    live, candles, bar, 0, outcome, record, bars=bars_after_live
+                    live, candles, bars, bar, 0, outcome, record, count=bars_after_live
                 )
                 if interval is not None:
                     intervals.append(replace(interval, detail="served after the promotion"))
@@ -137,30 +145,25 @@ def _realised_returns(candles: Candles, label: LabelRule) -> dict[int, float]:
 def _interval(
     live: LivePredictor,
     candles: Candles,
+    bars: list[Bar],
     start: int,
     answers: int,
     outcome: dict[int, float],
     record: RolloutRecord,
     *,
-    bars: int | None = None,
+    count: int | None = None,
 ) -> tuple[IntervalStats, ReplayInterval | None, int]:
     # Replay from bar ``start`` until the challenger has answered ``answers`` bars (or, with
-    # ``bars``, for exactly that many bars), or the candles run out. The live predictor counts
-    # what the challenger did (served or in shadow); its stats are this interval's.
-    stamps = candles.timestamps_ms
-    end = len(stamps) if bars is None else min(start + bars, len(stamps))
+    # ``count``, for exactly that many bars), or the candles run out. The live predictor
+    # counts what the challenger did (served or in shadow); its stats are this interval's.
+    end = len(bars) if count is None else min(start + count, len(bars))
     served: Counter[str] = Counter()
     stop = start
-    while stop < end and (bars is not None or live.peek_interval_stats().predictions < answers):
+    while stop < end and (count is not None or live.peek_interval_stats().predictions < answers):
         i = stop
         stop += 1
-        window = Candles.from_frame(
-            candles.frame.iloc[max(0, i - WINDOW_BARS + 1) : i + 1],
-            symbol=candles.symbol,
-            timeframe=candles.timeframe,
-        )
-        ts = int(stamps[i])
-        served[live.predict_candles(window, routing_key=ts).ref] += 1
+        ts = bars[i].timestamp_ms
+        served[live.on_bar(bars[i], routing_key=ts).ref] += 1
         if ts in outcome:  # known at once in a replay; a bot records it when it is realised
             live.record_outcome(ts, outcome[ts])
     stats = live.take_interval_stats()
