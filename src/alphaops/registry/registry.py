@@ -26,6 +26,7 @@ gate_failed
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import socket
 from pathlib import Path
@@ -548,7 +549,5 @@ class GenerationReader:
         """Return the connection to its pool (reading again opens another)."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing to give back
                 conn.close()
-            except Exception:  # already broken: nothing to give back
-                pass
