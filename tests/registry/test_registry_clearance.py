@@ -105,3 +105,20 @@ def test_a_rollout_cannot_go_live_with_a_challenger_whose_gates_failed(
         )  # fmt: skip
     assert registry.get_rollout(rollout.id).phase == "canary"
     assert registry.aliases(KEY) == {"champion": 1, "challenger": 2}
+
+
+def test_the_generation_reader_sees_every_move_and_holds_no_snapshot_between_reads(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    reader = registry.generation_reader()
+    try:
+        start = reader.read()
+        assert start == registry.generation()
+        publish_cleared(registry, make_bundle())
+        registry.promote(f"{KEY}/1", expect=None, reason="first")
+        assert reader.read() == start + 1  # a snapshot kept open would still say start
+        reader.close()
+        registry.promote(f"{KEY}/1", expect=None, reason="again", alias="staging")
+        assert reader.read() == start + 2  # reopens on its own after close
+    finally:
+        reader.close()
