@@ -398,3 +398,49 @@ def test_fallback_type_with_other_features_is_refused_and_never_serves(
 def test_fallback_type_equal_to_the_served_type_is_refused(served: Registry) -> None:
     with pytest.raises(UsageError, match="fallback_type 'logreg' is the served model type"):
         LivePredictor(served, "BTCUSDT/logreg", fallback_type="logreg", start=False)
+
+
+def test_new_versions_are_verified_in_a_helper_process_and_a_dead_helper_is_replaced(
+    live: LivePredictor, served: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    import os
+    import signal
+
+    assert live._fetcher is not None
+    assert live._fetcher.pid is None  # the first load happened in the constructor
+    served.promote("BTCUSDT/logreg/2", expect=1, reason="better")
+    assert live.poll() is True
+    helper = live._fetcher.pid
+    assert helper is not None
+    assert helper != os.getpid()
+    assert live.predict(ROW).version == 2
+    os.kill(helper, signal.SIGKILL)  # the helper dies between loads: the next starts a new one
+    live._fetcher._process.join(10)
+    version = publish(served, make_bundle())
+    served.promote(f"BTCUSDT/logreg/{version}", expect=2, reason="next")
+    assert live.poll() is True
+    assert live.predict(ROW).version == version
+    assert live._fetcher.pid not in (None, helper)
+    # A helper that cannot work (its registry cannot be opened, so it exits at start): this
+    # thread loads instead, and says so.
+    live._fetcher.close()
+    live._fetcher._args = ("no-such-driver://", str(Path("unused")), {})
+    served.rollback("BTCUSDT/logreg", reason="back", expect=version)
+    served.promote("BTCUSDT/logreg/1", expect=2, reason="the first again")
+    assert live.poll() is True
+    assert live.predict(ROW).version == 1
+    assert [e.kind for e in live.events][-3:] == ["loader_failed", "loaded", "swapped"]
+    live.close()
+    assert live._fetcher.pid is None
+
+
+def test_load_in_thread_needs_no_helper_process(
+    served: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    with LivePredictor(
+        served, "BTCUSDT/logreg", actions=ACTIONS, start=False, load_in="thread"
+    ) as live:
+        served.promote("BTCUSDT/logreg/2", expect=1, reason="better")
+        assert live.poll() is True
+        assert live.predict(ROW).version == 2
+        assert live._fetcher is None

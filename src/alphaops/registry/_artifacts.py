@@ -29,6 +29,7 @@ class ArtifactStore:
         self.fs: FileSystem
         self.fs, self.root = open_fs(url, storage_options)
         self.url = url
+        self.storage_options: dict[str, Any] = dict(storage_options or {})
         self._protocol = "" if self.fs.local else url.split("://", 1)[0] + "://"
 
     @property

@@ -1,12 +1,16 @@
 """One verified, ready-to-serve model version: its ONNX session and its input contract.
 
-Everything expensive (checksums, manifest, session creation, the smoke test on the serving
-session itself, the feature spec) happens in :func:`load_model`, off the hot path;
-:meth:`LoadedModel.run` only feeds the session.
+Loading has two halves. :func:`fetch_verified` does the I/O and the checks (resolve the
+version, verify every checksum and the manifest, read the files the runtime needs); it can
+run in a helper process (:mod:`alphaops.runtime._loader`). :func:`build_model` turns what was
+fetched into a :class:`LoadedModel` in the serving process: the session, the input contract
+and a smoke test on the serving session itself. :meth:`LoadedModel.run` only feeds the
+session.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +19,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alphaops.core.errors import IncompatibleModelError, ModelFailedError, UsageError
+from alphaops.core.errors import (
+    IncompatibleModelError,
+    IntegrityError,
+    ModelFailedError,
+    UsageError,
+)
 from alphaops.inference import OnnxSession, class_actions
-from alphaops.registry import ModelKey, Registry
+from alphaops.registry import Manifest, ModelKey, Registry
 from alphaops.registry.bundle import Bundle, open_session, smoke_test_session, verify_bundle
 from alphaops.scoring import FeatureSource, InputContract
 
-__all__ = ["IncompatibleModelError", "LoadedModel", "ModelFailedError", "load_model"]
+__all__ = [
+    "Fetched",
+    "IncompatibleModelError",
+    "LoadedModel",
+    "ModelFailedError",
+    "build_model",
+    "fetch_verified",
+    "load_model",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,26 +67,77 @@ class LoadedModel:
         return self.session.run(batch)
 
 
-def load_model(
-    registry: Registry,
-    key: ModelKey,
-    version: int,
+@dataclass(frozen=True)
+class Fetched:
+    """What the serving process needs of one verified version (plain data: it can be sent
+    between processes)."""
+
+    key: ModelKey
+    version: int
+    folder: str
+    """The verified local folder of the bundle (for files read only by older bundles)."""
+    manifest_json: str
+    model: bytes
+    reference: bytes
+
+
+def fetch_verified(registry: Registry, key: ModelKey, version: int) -> Fetched:
+    """Resolve ``key/version``, verify its checksums and manifest, and read its model files.
+
+    The bytes returned are the bytes whose sha256 was checked against the manifest.
+    """
+    ref = f"{key}/{version}"
+    if registry.artifacts.local:
+        # Checksums and the manifest sha, as Registry.load, but without its smoke test on a
+        # scratch session: build_model runs the same check on the serving session itself.
+        found = registry.resolve(ref)
+        folder = registry.artifacts.version_dir(found.key, found.version)
+        verify_bundle(
+            registry.artifacts.fs, folder, smoke_test=False, manifest_sha256=found.manifest_sha256
+        )
+        bundle = Bundle(Path(folder), found.manifest)
+    else:
+        bundle = registry.load(ref)  # downloads, then verifies the local copy
+    files = {}
+    for name in ("model.onnx", "reference.npz"):
+        data = (bundle.path / name).read_bytes()
+        entry = bundle.manifest.file(name)
+        if entry is None or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise IntegrityError(
+                f"{ref}: {name} changed while it was being loaded",
+                fix="restore the bundle (alphaops registry verify) and promote again",
+                file=name,
+            )
+        files[name] = data
+    return Fetched(
+        key,
+        version,
+        str(bundle.path),
+        bundle.manifest.model_dump_json(),
+        files["model.onnx"],
+        files["reference.npz"],
+    )
+
+
+def build_model(
+    fetched: Fetched,
     *,
     features: FeatureSource | None = None,
     expect_features: tuple[str, ...] | None = None,
     actions: Mapping[str, int] | None = None,
     threads: int = 1,
 ) -> LoadedModel:
-    """Load, verify and smoke-test ``key/version``, and return it ready to serve.
+    """Build the serving model of a fetched version and smoke-test its session.
 
-    Checks checksums and the manifest, that the feature names equal ``expect_features`` (and
-    the injected ``features`` source), that every class has a trading action, and that the
-    serving session itself reproduces ``reference.npz``. Raises
-    :class:`~alphaops.core.errors.IntegrityError` (or :class:`IncompatibleModelError`).
+    Checks that the feature names equal ``expect_features`` (and the injected ``features``
+    source), that every class has a trading action, and that the serving session itself
+    reproduces ``reference.npz``. Raises :class:`~alphaops.core.errors.IntegrityError` (or
+    :class:`IncompatibleModelError`).
     """
+    key, version = fetched.key, fetched.version
     ref = f"{key}/{version}"
-    bundle = _verified_bundle(registry, ref)
-    manifest = bundle.manifest
+    manifest = Manifest.model_validate_json(fetched.manifest_json)
+    bundle = Bundle(Path(fetched.folder), manifest)
     names = tuple(f.name for f in manifest.features)
     if expect_features is not None and names != expect_features:
         raise IncompatibleModelError(
@@ -83,23 +151,26 @@ def load_model(
         contract = InputContract.from_bundle(bundle, features=features, where=ref)
     except UsageError as exc:
         raise IncompatibleModelError(str(exc.message), fix=exc.fix, file="manifest.json") from exc
-    session = open_session(
-        manifest, (bundle.path / "model.onnx").read_bytes(), where=ref, threads=threads
-    )
-    smoke_test_session(
-        manifest, session, (bundle.path / "reference.npz").read_bytes(), folder=str(bundle.path)
-    )
+    session = open_session(manifest, fetched.model, where=ref, threads=threads)
+    smoke_test_session(manifest, session, fetched.reference, folder=fetched.folder)
     return LoadedModel(key, version, session, contract, classes, actions_of)
 
 
-def _verified_bundle(registry: Registry, ref: str) -> Bundle:
-    # Checksums and the manifest sha, as Registry.load, but without its smoke test on a
-    # scratch session: load_model runs the same check on the serving session itself.
-    if not registry.artifacts.local:
-        return registry.load(ref)  # downloads, then verifies the local copy
-    found = registry.resolve(ref)
-    source = registry.artifacts.version_dir(found.key, found.version)
-    verify_bundle(
-        registry.artifacts.fs, source, smoke_test=False, manifest_sha256=found.manifest_sha256
+def load_model(
+    registry: Registry,
+    key: ModelKey,
+    version: int,
+    *,
+    features: FeatureSource | None = None,
+    expect_features: tuple[str, ...] | None = None,
+    actions: Mapping[str, int] | None = None,
+    threads: int = 1,
+) -> LoadedModel:
+    """Load, verify and smoke-test ``key/version`` in this process; return it ready to serve."""
+    return build_model(
+        fetch_verified(registry, key, version),
+        features=features,
+        expect_features=expect_features,
+        actions=actions,
+        threads=threads,
     )
-    return Bundle(Path(source), found.manifest)

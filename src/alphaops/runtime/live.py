@@ -34,14 +34,21 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from alphaops.core.errors import AlphaOpsError, NotFoundError, UsageError
+from alphaops.core.errors import AlphaOpsError, ExternalServiceError, NotFoundError, UsageError
 from alphaops.data.candles import Candles
 from alphaops.registry import ModelKey, Registry, parse_key
 from alphaops.registry.refs import CHALLENGER, CHAMPION, PREVIOUS
 from alphaops.rollout import IntervalStats
 from alphaops.rollout.routing import check_percentage, routes_to_challenger
 from alphaops.runtime._feed import Feed
-from alphaops.runtime._model import LoadedModel, ModelFailedError, load_model
+from alphaops.runtime._loader import ProcessFetcher
+from alphaops.runtime._model import (
+    Fetched,
+    LoadedModel,
+    ModelFailedError,
+    build_model,
+    fetch_verified,
+)
 from alphaops.runtime._tally import ChallengerTally
 from alphaops.scoring import ACTIONS, Bar, BarLike, FeatureSource, Rows
 
@@ -63,6 +70,7 @@ EventKind = Literal[
     "shadow",
     "listening",
     "listen_failed",
+    "loader_failed",
 ]
 
 
@@ -143,6 +151,10 @@ class LivePredictor:
     ``fallback_type`` names a simpler model type of the same symbol (e.g. ``random_forest``)
     whose champion serves, after ``previous``, when inference fails; it must take the same
     features, and it follows that type's promotions like the main model.
+    ``load_in="process"`` (the default) fetches and verifies versions that arrive while
+    serving in a helper process (SQL, checksums, reading the files), so that the serving
+    process only builds the session and smoke-tests it and predictions keep the interpreter;
+    ``"thread"`` does everything in the polling thread (no helper process).
     ``start=False`` skips the polling thread (call :meth:`poll` yourself). With
     ``follow_rollouts`` (the default) the routing (shadow or canary percentage) follows the
     model's active rollout in the registry, re-read whenever the generation changes; an
@@ -168,6 +180,7 @@ class LivePredictor:
         on_event: Callable[[RuntimeEvent], None] | None = None,
         follow_rollouts: bool = True,
         fallback_type: str | None = None,
+        load_in: Literal["process", "thread"] = "process",
         start: bool = True,
     ) -> None:
         if poll_interval_s <= 0:
@@ -209,6 +222,9 @@ class LivePredictor:
         self._tally = ChallengerTally()
         self._feed = Feed()
         self._generations = registry.generation_reader()  # an idle poll: one cheap read
+        if load_in not in ("process", "thread"):
+            raise UsageError(f"load_in={load_in!r}", fix="pass 'process' or 'thread'")
+        self._fetcher = ProcessFetcher(registry) if load_in == "process" else None
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -574,10 +590,8 @@ class LivePredictor:
         if version in self._fallback_cache:
             return self._fallback_cache[version]
         try:
-            model = load_model(
-                self.registry,
-                self.fallback_key,
-                version,
+            model = build_model(
+                self._fetch(self.fallback_key, version, initial=current is None),
                 features=self._features,
                 expect_features=self._expected_names(),
                 actions=self._actions,
@@ -599,10 +613,8 @@ class LivePredictor:
             return None
         expect = None if not self._cache and self._features is None else self._expected_names()
         try:
-            model = load_model(
-                self.registry,
-                self.key,
-                version,
+            model = build_model(
+                self._fetch(self.key, version, initial=getattr(self, "_slot", None) is None),
                 features=self._features,
                 expect_features=expect,
                 actions=self._actions,
@@ -617,6 +629,18 @@ class LivePredictor:
         self._cache[version] = model
         self._event("loaded", version, model.ref)
         return model
+
+    def _fetch(self, key: ModelKey, version: int, *, initial: bool) -> Fetched:
+        # Versions loaded while serving are fetched and verified by the helper process; the
+        # first load (in the constructor, nothing is served yet) and a failed helper use this
+        # thread.
+        if self._fetcher is None or initial:
+            return fetch_verified(self.registry, key, version)
+        try:
+            return self._fetcher.fetch(key, version)
+        except ExternalServiceError as exc:
+            self._event("loader_failed", version, f"loading in this process instead: {exc}")
+            return fetch_verified(self.registry, key, version)
 
     def _expected_names(self) -> tuple[str, ...] | None:
         if self._features is not None:
@@ -689,6 +713,8 @@ class LivePredictor:
             self._thread = None
         with self._poll_lock:
             self._generations.close()
+            if self._fetcher is not None:
+                self._fetcher.close()
 
     def __enter__(self) -> LivePredictor:
         return self

@@ -153,14 +153,18 @@ class InputContract:
                 f"computes {list(features.names)}",
                 fix="pass a feature source computing the model's features in its order",
             )
-        self._source: FeatureSource | None = (
-            features if features is not None else None if spec is None else FeaturePipeline(spec)
-        )
+        # The batch pipeline is built on first use: a live runtime never needs it, and a
+        # hot-swap should do as little Python as possible beside the predictions.
+        self._custom = features
+        self._pipeline: FeaturePipeline | None = None
+        warmup = features.warmup_bars if features is not None else None
+        if warmup is None and spec is not None:
+            warmup = spec.warmup_bars
         # Computed once: the live path reads them on every bar.
-        self.feature_warmup = 0 if self._source is None else int(self._source.warmup_bars)
+        self.feature_warmup = 0 if warmup is None else int(warmup)
         self.warmup_bars = self.feature_warmup + self.lookback - 1
         """The bars of history needed for the first input (features + lookback - 1)."""
-        identity = self.spec.spec_hash if self.spec is not None else id(self._source)
+        identity = self.spec.spec_hash if self.spec is not None else id(self._custom)
         self.key: tuple[Any, ...] = (
             identity,
             self.symbol,
@@ -205,14 +209,22 @@ class InputContract:
     def features(self, candles: Candles) -> npt.NDArray[np.float64]:
         """Return the ``(n, F)`` feature rows of ``candles`` in model input order."""
         self.check_market(candles)
-        if self._source is None:
+        source = self._batch_source()
+        if source is None:
             raise UsageError(
                 f"{self.where} carries no feature spec, so it cannot compute its features "
                 "from candles",
                 fix="pass ready feature rows, or re-publish the model with a feature spec",
             )
-        frame = self._source.transform(candles)
+        frame = source.transform(candles)
         return frame[list(self.names)].to_numpy(np.float64)
+
+    def _batch_source(self) -> FeatureSource | None:
+        if self._custom is not None:
+            return self._custom
+        if self.spec is not None and self._pipeline is None:
+            self._pipeline = FeaturePipeline(self.spec)
+        return self._pipeline
 
     def history(
         self, candles: Candles, *, start_ms: int | None = None
