@@ -92,7 +92,7 @@ class RSI(_FeatureModel):
 
 
 class MACross(_FeatureModel):
-    """Moving-average cross: ``fast_ma / slow_ma - 1`` of the close (TA-Lib SMA or EMA).
+    """Moving-average cross: ``fast_ma / slow_ma - 1`` of the close (SMA or EMA, as in TA-Lib).
 
     >>> MACross(fast=10, slow=30, ma="sma").name
     'ma_cross_sma_10_30'

@@ -3,12 +3,15 @@
 ``transform`` and ``latest`` run the same code, so a live bot sees the values the model was
 trained on:
 
-* non-recursive features (returns, volatility, Bollinger %B, volume z-score) are computed
-  from their window only and agree **bit for bit**;
-* the SMA cross is agreed to rounding (TA-Lib keeps a running sum);
+* window-local features (returns, volatility, SMA cross, Bollinger %B, volume z-score) are
+  computed from their window only and agree **bit for bit**;
 * recursive ones (EMA cross, RSI, ATR, MACD) agree to about 1e-12 relative, because each
   feature's ``warmup_bars`` includes enough bars for a truncated seed to fade below
   :data:`~alphaops.features.spec.CONVERGENCE_TOLERANCE`.
+
+A live runtime uses neither for each new bar: :class:`~alphaops.features.FeatureStream`
+updates every feature from the one new bar, and equals ``transform`` over the same bars bit for
+bit (its first bar being the first row).
 
 Rows are treated as consecutive bars: features are computed straight across exchange gaps,
 and nothing is filled in.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.metadata
 import json
 import platform
 import subprocess
@@ -25,7 +26,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-import onnxruntime
 
 from alphaops._version import __version__
 from alphaops.data.candles import Candles
@@ -285,7 +285,7 @@ def _library_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime": importlib.metadata.version("onnxruntime"),
     }
 
 
