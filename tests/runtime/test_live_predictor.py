@@ -415,7 +415,7 @@ def test_new_versions_are_verified_in_a_helper_process_and_a_dead_helper_is_repl
     assert helper != os.getpid()
     assert live.predict(ROW).version == 2
     os.kill(helper, signal.SIGKILL)  # the helper dies between loads: the next starts a new one
-    live._fetcher._process.join(10)
+    live._fetcher._process.wait(10)
     version = publish(served, make_bundle())
     served.promote(f"BTCUSDT/logreg/{version}", expect=2, reason="next")
     assert live.poll() is True
@@ -424,7 +424,8 @@ def test_new_versions_are_verified_in_a_helper_process_and_a_dead_helper_is_repl
     # A helper that cannot work (its registry cannot be opened, so it exits at start): this
     # thread loads instead, and says so.
     live._fetcher.close()
-    live._fetcher._args = ("no-such-driver://", str(Path("unused")), {})
+    live._fetcher._settings = {"database_url": "no-such-driver://", "artifacts": "unused",
+                               "storage_options": {}}  # fmt: skip
     served.rollback("BTCUSDT/logreg", reason="back", expect=version)
     served.promote("BTCUSDT/logreg/1", expect=2, reason="the first again")
     assert live.poll() is True
@@ -444,3 +445,45 @@ def test_load_in_thread_needs_no_helper_process(
         assert live.poll() is True
         assert live.predict(ROW).version == 2
         assert live._fetcher is None
+
+
+BOT_WITHOUT_MAIN_GUARD = """
+import pathlib, sys
+import numpy as np
+from alphaops.registry import open_registry
+from alphaops.runtime import LivePredictor
+
+runs = pathlib.Path(sys.argv[2])
+runs.write_text(runs.read_text() + "ran\\n" if runs.exists() else "ran\\n")
+registry = open_registry(sys.argv[1])
+live = LivePredictor(registry, "BTCUSDT/logreg", actions={"down": -1, "up": 1}, start=False)
+registry.promote("BTCUSDT/logreg/2", expect=1, reason="swap in a script")
+live.poll()
+print(live.predict(np.zeros(4)).version, live._fetcher.pid is not None)
+live.close()
+"""
+
+
+def test_a_bot_script_without_a_main_guard_is_not_run_again_by_the_helper_process(
+    tmp_path: Path, make_bundle: Callable[..., Path]
+) -> None:
+    import subprocess
+    import sys
+
+    from alphaops.registry import open_registry
+
+    home = tmp_path / "home"
+    with open_registry(home) as registry:
+        publish(registry, make_bundle())
+        publish(registry, make_bundle())
+        registry.promote("BTCUSDT/logreg/1", expect=None, reason="first")
+    script = tmp_path / "bot.py"
+    script.write_text(BOT_WITHOUT_MAIN_GUARD)
+    runs = tmp_path / "runs.txt"
+    done = subprocess.run(
+        [sys.executable, str(script), str(home), str(runs)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "True"]
+    assert runs.read_text() == "ran\n"
