@@ -9,6 +9,7 @@ reason turns a refusal into a clearance whose audit reason says it was forced an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,26 +22,32 @@ from alphaops.registry.refs import ModelKey
 
 __all__ = ["Clearance", "clearance_in", "failed_checks_of", "judge_clearance"]
 
+_WHERE_RUN = (
+    schema.gate_runs.c.symbol == bindparam("k_symbol"),
+    schema.gate_runs.c.model_type == bindparam("k_model_type"),
+    schema.gate_runs.c.version == bindparam("k_version"),
+)
+# One statement on the pass path: the newest run's verdict beside the version's manifest.
 _NEWEST_RUN = (
     select(
+        schema.gate_runs.c.id,
         schema.gate_runs.c.passed,
         schema.gate_runs.c.manifest_sha256,
         schema.gate_runs.c.run_id,
-        schema.gate_runs.c.document,
+        select(schema.versions.c.manifest_sha256)
+        .where(
+            schema.versions.c.symbol == bindparam("k_symbol"),
+            schema.versions.c.model_type == bindparam("k_model_type"),
+            schema.versions.c.version == bindparam("k_version"),
+        )
+        .scalar_subquery()
+        .label("current_manifest"),
     )
-    .where(
-        schema.gate_runs.c.symbol == bindparam("k_symbol"),
-        schema.gate_runs.c.model_type == bindparam("k_model_type"),
-        schema.gate_runs.c.version == bindparam("k_version"),
-    )
+    .where(*_WHERE_RUN)
     .order_by(schema.gate_runs.c.id.desc())
     .limit(1)
 )
-_MANIFEST = select(schema.versions.c.manifest_sha256).where(
-    schema.versions.c.symbol == bindparam("k_symbol"),
-    schema.versions.c.model_type == bindparam("k_model_type"),
-    schema.versions.c.version == bindparam("k_version"),
-)
+_DOCUMENT = select(schema.gate_runs.c.document).where(schema.gate_runs.c.id == bindparam("k_id"))
 
 
 @dataclass(frozen=True)
@@ -138,11 +145,20 @@ def clearance_in(
 ) -> Clearance:
     """Judge the clearance of ``key/version`` inside an open transaction."""
     where = {"k_symbol": key.symbol, "k_model_type": key.model_type, "k_version": version}
-    manifest = conn.execute(_MANIFEST, where).scalar()
     row = conn.execute(_NEWEST_RUN, where).first()
-    newest = None if row is None else dict(row._mapping)
-    if newest is not None and isinstance(newest["document"], str):
-        import json  # a driver that hands JSON back as text
-
-        newest["document"] = json.loads(newest["document"])
-    return judge_clearance(f"{key}/{version}", str(manifest), newest, force=force, reason=reason)
+    if row is None:
+        return judge_clearance(f"{key}/{version}", "", None, force=force, reason=reason)
+    newest: dict[str, Any] = {
+        "passed": bool(row.passed),
+        "manifest_sha256": row.manifest_sha256,
+        "run_id": row.run_id,
+        "document": {},
+    }
+    if not row.passed:  # only a refusal reads the document, to name the failed checks
+        document = conn.execute(_DOCUMENT, {"k_id": row.id}).scalar()
+        if isinstance(document, str):  # a driver that hands JSON back as text
+            document = json.loads(document)
+        newest["document"] = document or {}
+    return judge_clearance(
+        f"{key}/{version}", str(row.current_manifest), newest, force=force, reason=reason
+    )
