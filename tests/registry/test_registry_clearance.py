@@ -95,7 +95,7 @@ def test_a_rollout_cannot_go_live_with_a_challenger_whose_gates_failed(
     record_failing_gates(registry, f"{KEY}/2")
     rollout = registry.create_rollout(
         KEY, 2, steps=(100,), phase="canary", step=0, percentage=100, interval_s=60.0,
-        max_failures=3, reason="try v2",
+        max_failures=3, reason="try v2", force=True,
     )  # fmt: skip
     with pytest.raises(GateFailedError, match="majority_share"):
         registry.transition_rollout(
@@ -122,3 +122,39 @@ def test_the_generation_reader_sees_every_move_and_holds_no_snapshot_between_rea
         assert reader.read() == start + 2  # reopens on its own after close
     finally:
         reader.close()
+
+
+def test_a_rollout_with_canary_steps_needs_clearance_and_a_shadow_only_one_does_not(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    publish_cleared(registry, make_bundle())
+    registry.publish(make_bundle())
+    registry.promote(f"{KEY}/1", expect=None, reason="first")
+    generation = registry.generation()
+    canary = {"phase": "canary", "step": 0, "percentage": 10, "interval_s": 60.0,
+              "max_failures": 3}  # fmt: skip
+    with pytest.raises(GateFailedError, match="gates never ran"):
+        registry.create_rollout(KEY, 2, steps=(10, 100), reason="try v2", **canary)
+    assert (registry.active_rollout(KEY), registry.generation()) == (None, generation)
+    assert registry.aliases(KEY) == {"champion": 1}
+    with pytest.raises(UsageError, match="needs a reason"):
+        registry.create_rollout(KEY, 2, steps=(10, 100), reason=" ", force=True, **canary)
+    shadow = registry.create_rollout(
+        KEY, 2, steps=(None,), phase="shadow", step=0, percentage=0, interval_s=60.0,
+        max_failures=3, reason="watch v2",
+    )  # fmt: skip
+    assert shadow.phase == "shadow"
+    registry.transition_rollout(
+        shadow.id, expect=("shadow", 0, 0), phase="rolled_back", step=0, paused_from=None,
+        percentage=0, failures=0, trigger="abort", reason="seen enough",
+        effect="remove_challenger",
+    )  # fmt: skip
+    forced = registry.create_rollout(
+        KEY, 2, steps=(10, 100), reason="exchange outage hotfix", force=True, **canary
+    )
+    assert forced.reason == "exchange outage hotfix [FORCED past gates: gates never ran]"
+    started = [r for r in registry.history(KEY) if r.alias == "challenger" and r.to_version]
+    assert [r.reason.endswith("[FORCED past gates: gates never ran]") for r in started] == [
+        False,  # the shadow-only rollout needed no clearance
+        True,
+    ]

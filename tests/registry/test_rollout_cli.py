@@ -10,6 +10,7 @@ import pytest
 
 from alphaops.cli import main
 from alphaops.registry import open_registry
+from alphaops.registry.testing import record_passing_gates
 
 KEY = "BTCUSDT/logreg"
 Cli = Callable[..., tuple[int, str, str]]
@@ -30,14 +31,22 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
 
 @pytest.fixture
 def published(cli: Cli, make_bundle: Callable[..., Path]) -> None:
+    """Champion 1 (forced: tiny bundles are not gated) and candidate 2, never gated."""
     for seed in (1, 2):
         assert cli("registry", "publish", str(make_bundle(seed=seed)))[0] == 0
     first = ("registry", "promote", f"{KEY}/1", "--expect", "none", "--reason", "first", "--force")
     assert cli(*first)[0] == 0
 
 
+@pytest.fixture
+def cleared(published: None, tmp_path: Path) -> None:
+    """As ``published``, with passing gates recorded for version 2."""
+    with open_registry(tmp_path / "home") as registry:
+        record_passing_gates(registry, f"{KEY}/2")
+
+
 def test_start_status_advance_pause_resume_abort_round_trip_as_json(
-    cli: Cli, published: None
+    cli: Cli, cleared: None
 ) -> None:
     code, out, _ = cli(
         "rollout", "start", f"{KEY}/2", "--steps", "shadow,10,50", "--interval", "15m",
@@ -60,9 +69,7 @@ def test_start_status_advance_pause_resume_abort_round_trip_as_json(
     assert json.loads(cli("rollout", "status", KEY, "--json")[1]) == []
 
 
-def test_status_renders_a_table_with_the_current_step_and_traffic(
-    cli: Cli, published: None
-) -> None:
+def test_status_renders_a_table_with_the_current_step_and_traffic(cli: Cli, cleared: None) -> None:
     cli("rollout", "start", f"{KEY}/2", "--steps", "10,50")
     code, out, _ = cli("rollout", "status")
     assert code == 0
@@ -71,16 +78,27 @@ def test_status_renders_a_table_with_the_current_step_and_traffic(
     assert "10% → 50%" in out
 
 
-def test_advancing_past_the_last_step_of_an_ungated_challenger_exits_2(
+def test_canary_steps_of_an_ungated_version_exit_2_unless_forced_and_never_go_live(
     cli: Cli, published: None
 ) -> None:
-    cli("rollout", "start", f"{KEY}/2", "--steps", "50")
-    code, out, _ = cli("rollout", "advance", KEY, "--json")
+    code, out, _ = cli("rollout", "start", f"{KEY}/2", "--steps", "50", "--json")
+    assert (code, json.loads(out)["error"]) == (2, "gate_failed")
+    assert "--force --reason" in json.loads(out)["fix"]
+    forced = ("rollout", "start", f"{KEY}/2", "--steps", "50", "--force", "--reason", "hotfix")
+    assert cli(*forced)[0] == 0
+    code, out, _ = cli("rollout", "advance", KEY, "--json")  # going live checks again
     assert code == 2
     assert json.loads(out)["error"] == "gate_failed"
 
 
-def test_a_bad_interval_or_a_second_start_exits_1_with_a_fix(cli: Cli, published: None) -> None:
+def test_a_shadow_only_rollout_of_an_ungated_version_needs_no_clearance(
+    cli: Cli, published: None
+) -> None:
+    code, out, _ = cli("rollout", "start", f"{KEY}/2", "--steps", "shadow", "--json")
+    assert (code, json.loads(out)["phase"]) == (0, "shadow")
+
+
+def test_a_bad_interval_or_a_second_start_exits_1_with_a_fix(cli: Cli, cleared: None) -> None:
     code, out, _ = cli("rollout", "start", f"{KEY}/2", "--interval", "soon", "--json")
     assert (code, json.loads(out)["error"]) == (1, "usage_error")
     assert "1h" in json.loads(out)["fix"]

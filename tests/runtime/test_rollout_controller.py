@@ -117,9 +117,12 @@ def test_going_live_with_an_ungated_challenger_is_refused_and_the_rollout_stays(
     ctl: RolloutController, served: Registry, make_bundle: Callable[..., Path]
 ) -> None:
     served.publish(make_bundle())  # version 3, never gated
-    ctl.start(f"{KEY}/3", steps="50")
     with pytest.raises(GateFailedError, match="never ran"):
-        ctl.advance(KEY)
+        ctl.start(f"{KEY}/3", steps="50")  # canary traffic needs clearance
+    assert served.active_rollout(KEY) is None
+    ctl.start(f"{KEY}/3", steps="50", force=True, reason="try it on live traffic")
+    with pytest.raises(GateFailedError, match="never ran"):
+        ctl.advance(KEY)  # forcing the canary does not force going live
     assert ctl.active(KEY).phase == "canary"
     assert served.aliases(KEY)["champion"] == 1
 

@@ -342,7 +342,7 @@ def test_going_live_with_an_ungated_challenger_raises_and_measures_the_step_agai
 ) -> None:
     live, monitor = bot
     served.publish(make_bundle(seed=11))  # version 3, never gated (agrees on AGREEING rows)
-    ctl.start(f"{KEY}/3", steps="100", interval_s=INTERVAL_S)
+    ctl.start(f"{KEY}/3", steps="100", interval_s=INTERVAL_S, force=True, reason="forced canary")
     monitor.tick()
     predict_agreeing(live)
     clock.advance()

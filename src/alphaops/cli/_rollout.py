@@ -90,14 +90,26 @@ def start(
     interval: Annotated[str, typer.Option(help="Analysis interval: 90s, 15m, 1h, 1d.")] = "1h",
     max_failures: Annotated[int, typer.Option(help="Failed intervals before rollback.")] = 3,
     reason: Annotated[str, typer.Option(help="Why (goes into the audit log).")] = "rollout",
+    force: Annotated[
+        bool, typer.Option(help="Start canary steps although the gates did not pass (audited).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make REF the challenger and start its rollout at the first step."""
+    """Make REF the challenger and start its rollout at the first step.
+
+    Canary steps need the version's gates to have passed (exit 2 otherwise) unless --force is
+    given with a --reason; a shadow-only rollout needs no clearance.
+    """
     cli, where = _ctx(ctx)
     seconds = parse_interval(interval)
     with svc.controller(cli.config, where) as ctl:
         record = ctl.start(
-            ref, steps=steps, interval_s=seconds, max_failures=max_failures, reason=reason
+            ref,
+            steps=steps,
+            interval_s=seconds,
+            max_failures=max_failures,
+            reason=reason,
+            force=force,
         )
     _show(cli, record, as_json, "started")
 

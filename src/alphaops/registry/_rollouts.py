@@ -100,10 +100,15 @@ class RolloutStore(AliasMoves):
         max_failures: int,
         reason: str,
         actor: str | None = None,
+        force: bool = False,
     ) -> RolloutRecord:
         """Store a new rollout of ``version`` and point ``challenger`` at it, atomically.
 
         Refuse (:class:`VersionConflictError`) when the model already has an active rollout.
+        A rollout that sends the version live traffic (any canary step) needs the same gate
+        clearance as a promotion (:class:`~alphaops.core.errors.GateFailedError` otherwise),
+        unless ``force`` is given with a reason, which the audit log records; a shadow-only
+        rollout (it never acts) needs none. Going live is checked again at the last step.
         """
         key = parse_key(key) if isinstance(key, str) else key
         actor = actor or self.actor
@@ -125,6 +130,10 @@ class RolloutStore(AliasMoves):
                     raise UsageError(
                         f"{key}/{version} already is the champion", fix="roll out another version"
                     )
+                if any(step is not None for step in steps):  # it will take live traffic
+                    reason = clearance_in(
+                        conn, key, version, force=force, reason=reason
+                    ).audit_reason
                 before = self._alias_version(conn, key, CHALLENGER)
                 self._point(conn, key, CHALLENGER, version)
                 note = f"rollout {rollout_id}: {reason}"

@@ -79,8 +79,13 @@ class RolloutController:
         interval_s: float = 3600.0,
         max_failures: int = 3,
         reason: str = "rollout",
+        force: bool = False,
     ) -> RolloutRecord:
         """Make ``ref`` the challenger and start its rollout at the first step.
+
+        A rollout with canary steps needs the version's gates to have passed (or ``force``
+        with a reason, audited); a shadow-only rollout does not. See
+        :meth:`~alphaops.registry.Registry.create_rollout`.
 
         >>> import tempfile, pathlib
         >>> from alphaops.registry import open_registry
@@ -114,6 +119,7 @@ class RolloutController:
             max_failures=max_failures,
             reason=reason,
             actor=self.actor,
+            force=force,
         )
 
     def status(self, key: ModelKey | str | None = None) -> list[RolloutRecord]:
