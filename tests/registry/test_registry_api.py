@@ -158,7 +158,7 @@ def test_the_generation_increases_on_every_alias_move(
     assert len(seen) == 6
 
 
-def test_rollback_restores_previous_and_keeps_a_way_back(
+def test_rollback_restores_previous_and_never_offers_the_version_it_left(
     registry: Registry, make_bundle: Callable[..., Path]
 ) -> None:
     _publish(registry, make_bundle, 2)
@@ -166,8 +166,40 @@ def test_rollback_restores_previous_and_keeps_a_way_back(
     registry.promote(f"{KEY}/2", expect=1, reason="v2")
     move = registry.rollback(KEY, reason="v2 outputs a constant")
     assert (move.from_version, move.to_version) == (2, 1)
-    assert registry.aliases(KEY) == {"champion": 1, "previous": 2}
+    assert registry.aliases(KEY) == {"champion": 1}
     assert registry.history(KEY)[-1].action == "rollback"
+    with pytest.raises(NotFoundError, match="every earlier champion was rolled back from"):
+        registry.rollback(KEY, reason="again")
+
+
+def test_repeated_rollbacks_walk_back_the_champion_history(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    _publish(registry, make_bundle, 4)
+    registry.promote(f"{KEY}/1", expect=None, reason="v1")
+    for v in (2, 3):
+        registry.promote(f"{KEY}/{v}", expect=v - 1, reason=f"v{v}")
+    assert registry.rollback(KEY, reason="v3 bad").to_version == 2
+    assert registry.aliases(KEY) == {"champion": 2, "previous": 1}
+    assert registry.rollback(KEY, reason="v2 bad too").to_version == 1  # not back to 3
+    assert registry.aliases(KEY) == {"champion": 1}
+    registry.promote(f"{KEY}/4", expect=1, reason="v4")
+    assert registry.rollback(KEY, reason="v4 bad").to_version == 1
+    assert registry.aliases(KEY) == {"champion": 1}  # 2 and 3 were rolled back from
+
+
+def test_rollback_to_a_named_former_champion_may_return_to_one_rolled_back_from(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    _publish(registry, make_bundle, 3)
+    registry.promote(f"{KEY}/1", expect=None, reason="v1")
+    registry.promote(f"{KEY}/2", expect=1, reason="v2")
+    registry.rollback(KEY, reason="v2 looked bad")
+    move = registry.rollback(KEY, reason="it was the feed, not v2", to=2)
+    assert (move.from_version, move.to_version) == (1, 2)
+    assert registry.aliases(KEY) == {"champion": 2}
+    with pytest.raises(UsageError, match="was never the champion"):
+        registry.rollback(KEY, reason="no", to=3)
 
 
 def test_rollback_without_previous_is_refused(

@@ -114,4 +114,18 @@ def test_top_level_rollback_returns_to_previous(cli: Cli, published: None, tmp_p
     assert code == 0
     assert (json.loads(out)["from_version"], json.loads(out)["to_version"]) == (2, 1)
     with open_registry(tmp_path / "home") as reg:
-        assert reg.aliases(KEY) == {"champion": 1, "previous": 2}
+        assert reg.aliases(KEY) == {"champion": 1}  # never back to the version it left
+
+
+def test_rollback_to_names_a_former_champion_and_refuses_one_that_never_was(
+    cli: Cli, published: None
+) -> None:
+    promote = ("registry", "promote", f"{KEY}/2", "--expect", "1", "--reason", "v2", "--force")
+    assert cli(*promote)[0] == 0
+    assert cli("rollback", KEY, "--reason", "v2 misbehaves")[0] == 0
+    code, out, _ = cli("rollback", KEY, "--reason", "again", "--json")
+    assert (code, json.loads(out)["error"]) == (1, "not_found")
+    code, out, _ = cli("rollback", KEY, "--reason", "it was the feed", "--to", "2", "--json")
+    assert (code, json.loads(out)["to_version"]) == (0, 2)
+    code, out, _ = cli("rollback", KEY, "--reason", "x", "--to", "7", "--json")
+    assert (code, json.loads(out)["error"]) == (1, "usage_error")

@@ -257,11 +257,20 @@ def rollback(
     model: Annotated[str, typer.Argument(help="SYMBOL/TYPE")],
     reason: ReasonOpt,
     expect: Annotated[str | None, typer.Option(help="The champion you expect now.")] = None,
+    to: Annotated[
+        int | None, typer.Option(help="A former champion to return to (even one rolled back from).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make the previous champion the champion again."""
+    """Make the previous champion the champion again.
+
+    Repeated rollbacks walk back the champion history and never return to a version that was
+    rolled back from, unless it is named with --to.
+    """
     cli, where = _ctx(ctx)
-    move = svc.rollback(cli.config, where, model, reason=reason, expect=svc.parse_expect(expect))
+    move = svc.rollback(
+        cli.config, where, model, reason=reason, expect=svc.parse_expect(expect), to=to
+    )
     _print_move(cli, move, as_json, "rolled back")
 
 

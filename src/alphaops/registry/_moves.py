@@ -148,25 +148,61 @@ class AliasMoves:
         reason: str,
         actor: str | None = None,
         expect: int | AnyVersion | None = ANY,
+        to: int | None = None,
     ) -> AliasMove:
-        """Make ``previous`` the champion again (the old champion becomes ``previous``)."""
+        """Make ``previous`` the champion again, walking back the champion history.
+
+        ``previous`` then moves one step further back: to the champion before the restored
+        one, skipping every version a rollback ever left (and the one left now), or it is
+        removed when there is none. So repeated rollbacks go 3 → 2 → 1 and never return to a
+        version that was rolled back from; ``to`` names a former champion explicitly (that may
+        be one that was rolled back from). A version that was never champion is promoted, not
+        rolled back to.
+        """
         key = parse_key(key) if isinstance(key, str) else key
         with self.database.write() as conn:
             gen = self._bump_generation(conn)
             current = self._check_expect(conn, key, CHAMPION, expect)
-            previous = self._alias_version(conn, key, PREVIOUS)
-            if previous is None:
+            tenures, left = _champion_history(conn, key)
+            if to is not None:
+                if to not in tenures:
+                    raise UsageError(
+                        f"{key}/{to} was never the champion, so it cannot be rolled back to",
+                        fix=f"promote it instead: alphaops registry promote {key}/{to}",
+                    )
+                if to == current:
+                    raise UsageError(f"{key}/{to} is the champion", fix="name a former champion")
+                target: int | None = to
+            else:
+                target = self._alias_version(conn, key, PREVIOUS)
+            if target is None:
                 raise NotFoundError(
-                    f"{key} has no previous version to roll back to",
+                    f"{key} has no previous version to roll back to"
+                    + (" (every earlier champion was rolled back from)" if tenures else ""),
                     fix=f"promote a version explicitly: alphaops registry promote {key}/N",
                 )
-            self._point(conn, key, CHAMPION, previous)
-            if current is not None:
-                self._point(conn, key, PREVIOUS, current)
+            self._require_ready(conn, key, target)
+            skip = left | {target} | ({current} if current is not None else set())
+            earlier = _before(tenures, target, skip)
+            after = next((v for v in earlier if self._is_ready(conn, key, v)), None)
+            self._point(conn, key, CHAMPION, target)
+            if after is None:
+                conn.execute(
+                    t.aliases.delete().where(*_is(t.aliases, key), t.aliases.c.alias == PREVIOUS)
+                )
+            else:
+                self._point(conn, key, PREVIOUS, after)
             move = self._record_move(
-                conn, "rollback", key, CHAMPION, current, previous, reason, actor, gen
+                conn, "rollback", key, CHAMPION, current, target, reason, actor, gen
             )
         return self._after_move(move)
+
+    def _is_ready(self, conn: Connection, key: ModelKey, version: int) -> bool:
+        status = conn.execute(
+            _VERSION_STATUS,
+            {"k_symbol": key.symbol, "k_model_type": key.model_type, "k_version": version},
+        ).scalar()
+        return bool(status == VersionStatus.READY.value)
 
     def set_alias(
         self,
@@ -337,6 +373,32 @@ class AliasMoves:
         self.artifacts.fs.point_link(
             self.artifacts.latest_link(key), None if version is None else str(version)
         )
+
+
+def _champion_history(conn: Connection, key: ModelKey) -> tuple[list[int], set[int]]:
+    """Return the champions in the order they took office, and the versions rolled back from."""
+    rows = conn.execute(
+        select(t.audit_log.c.action, t.audit_log.c.from_version, t.audit_log.c.to_version)
+        .where(
+            *_is(t.audit_log, key),
+            t.audit_log.c.alias == CHAMPION,
+            t.audit_log.c.action.in_(("promote", "rollback")),
+        )
+        .order_by(t.audit_log.c.id)
+    ).all()
+    tenures = [int(r.to_version) for r in rows if r.to_version is not None]
+    left = {int(r.from_version) for r in rows if r.action == "rollback" and r.from_version}
+    return tenures, left
+
+
+def _before(tenures: list[int], target: int, skip: set[int]) -> list[int]:
+    """Return the champions before ``target``'s latest tenure, newest first, minus ``skip``."""
+    last = max(i for i, v in enumerate(tenures) if v == target) if target in tenures else 0
+    seen: list[int] = []
+    for version in reversed(tenures[:last]):
+        if version not in skip and version not in seen:
+            seen.append(version)
+    return seen
 
 
 def _is(table: Any, key: ModelKey) -> Sequence[Any]:

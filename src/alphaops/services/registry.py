@@ -304,10 +304,11 @@ def rollback(
     *,
     reason: str,
     expect: int | AnyVersion | None = ANY,
+    to: int | None = None,
 ) -> AliasMove:
-    """Roll the champion of ``key`` back to ``previous``."""
+    """Roll the champion of ``key`` back to ``previous`` (or to the former champion ``to``)."""
     with _open(config, where) as registry:
-        return registry.rollback(key, reason=reason, expect=expect)
+        return registry.rollback(key, reason=reason, expect=expect, to=to)
 
 
 def set_alias(
