@@ -158,3 +158,28 @@ def test_a_rollout_with_canary_steps_needs_clearance_and_a_shadow_only_one_does_
         False,  # the shadow-only rollout needed no clearance
         True,
     ]
+
+
+@pytest.mark.parametrize(
+    ("window_start", "why"),
+    [
+        ("2024-03-01T00:00:00+00:00", "inside its training data"),
+        ("2024-06-30T23:00:00+00:00", "inside its training data"),  # the last training bar
+        (None, "names no evaluation window"),
+    ],
+)
+def test_gates_passed_on_bars_the_version_was_trained_on_do_not_clear_it(
+    registry: Registry, make_bundle: Callable[..., Path], window_start: str | None, why: str
+) -> None:
+    version = registry.publish(make_bundle())  # trained on 2024-01-01 .. 2024-06-30 23:00
+    document: dict[str, object] = {"gates": []}
+    if window_start is not None:
+        document |= {"window_start": window_start, "window_end": "2024-12-31T00:00:00+00:00"}
+    registry.record_gates(
+        version, manifest_sha256=version.manifest_sha256, passed=True, document=document
+    )
+    with pytest.raises(GateFailedError, match=why):
+        registry.promote(version.ref, expect=None, reason="in-sample gates")
+    assert registry.aliases(KEY) == {}
+    record_passing_gates(registry, version.ref)  # the same gates on bars after training
+    assert registry.promote(version.ref, expect=None, reason="out of sample").to_version == 1

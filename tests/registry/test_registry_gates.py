@@ -15,7 +15,13 @@ from alphaops.registry import GateRun, ModelVersion, Registry, open_registry
 from alphaops.registry._db import HEAD_REVISION
 
 KEY = "BTCUSDT/logreg"
-DOC = {"schema_version": 1, "gates": [{"gate": "quality", "passed": True}], "note": "ok"}
+DOC = {
+    "schema_version": 1,
+    "gates": [{"gate": "quality", "passed": True}],
+    "window_start": "2024-07-01T00:00:00+00:00",  # after the tiny bundles' training data
+    "window_end": "2024-08-01T00:00:00+00:00",
+    "note": "ok",
+}
 
 
 def _record(

@@ -45,7 +45,6 @@ from alphaops.registry import (
     ModelRef,
     ModelVersion,
     Registry,
-    judge_clearance,
     parse_key,
 )
 from alphaops.registry.manifest import GateResult
@@ -201,16 +200,13 @@ def ensure_gates_passed(
     """
     key = parse_key(key) if isinstance(key, str) else key
     ref = f"{key}/{version}"
-    record = store.latest(ref)
-    newest = (
-        None
-        if record is None
-        else {
-            "run_id": "",
-            "passed": record.passed,
-            "manifest_sha256": record.manifest_sha256,
-            "document": json.loads(record.model_dump_json()),
-        }
-    )
-    found = judge_clearance(ref, manifest_sha256, newest, force=force, reason=reason)
-    return GateClearance(ref, found.passed, found.forced, record, found.audit_reason)
+    current = store.registry.get(key, version).manifest_sha256
+    if current != manifest_sha256:
+        raise IntegrityError(
+            f"{ref} has manifest {current[:16]}…, not the {manifest_sha256[:16]}… asked about",
+            fix=f"re-read the version (alphaops registry show {ref}) and check again",
+            ref=ref,
+        )
+    # The registry's own judgement (the one its promote applies), with the record to show.
+    found = store.registry.clearance(ref, force=force, reason=reason)
+    return GateClearance(ref, found.passed, found.forced, store.latest(ref), found.audit_reason)

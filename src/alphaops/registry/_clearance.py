@@ -1,7 +1,9 @@
 """Gate clearance, judged by the registry itself from its own append-only gate log.
 
-A version is *cleared* for live traffic when the newest gate run recorded for it passed and
-judged exactly its manifest (its sha256). The registry checks this inside the transaction
+A version is *cleared* for live traffic when the newest gate run recorded for it passed,
+judged exactly its manifest (its sha256), and evaluated it on bars after its training data
+(the manifest's ``data.end``, which covers the early-stopping window too): a gate run on data
+the model was fitted on proves nothing. The registry checks this inside the transaction
 that moves ``champion`` (``promote``) or takes a rollout live, so no caller (library, CLI, a
 bot, a service) can skip it, and a bot never imports the gates to know it. ``force`` with a
 reason turns a refusal into a clearance whose audit reason says it was forced and why.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -34,6 +37,7 @@ _NEWEST_RUN = (
         schema.gate_runs.c.passed,
         schema.gate_runs.c.manifest_sha256,
         schema.gate_runs.c.run_id,
+        schema.gate_runs.c.document["window_start"].as_string().label("window_start"),
         select(schema.versions.c.manifest_sha256)
         .where(
             schema.versions.c.symbol == bindparam("k_symbol"),
@@ -42,6 +46,14 @@ _NEWEST_RUN = (
         )
         .scalar_subquery()
         .label("current_manifest"),
+        select(schema.versions.c.manifest)
+        .where(
+            schema.versions.c.symbol == bindparam("k_symbol"),
+            schema.versions.c.model_type == bindparam("k_model_type"),
+            schema.versions.c.version == bindparam("k_version"),
+        )
+        .scalar_subquery()
+        .label("manifest"),
     )
     .where(*_WHERE_RUN)
     .order_by(schema.gate_runs.c.id.desc())
@@ -89,10 +101,16 @@ def judge_clearance(
     manifest_sha256: str,
     newest: Mapping[str, Any] | None,
     *,
+    trained_until: datetime | None = None,
     force: bool = False,
     reason: str | None = None,
 ) -> Clearance:
     """Judge clearance from the newest gate run (``None``: the gates never ran).
+
+    ``newest`` holds ``passed``, ``manifest_sha256``, ``run_id``, ``document`` and
+    ``window_start`` (ISO time of the first evaluated bar). With ``trained_until`` (the end of
+    the version's training data) a window starting at or before it is in-sample and not
+    cleared, as is a run that names no window.
 
     Raise :class:`GateFailedError` (exit 2) when not cleared and not forced, and
     :class:`UsageError` when forced without a reason.
@@ -119,6 +137,8 @@ def judge_clearance(
     elif not newest["passed"]:
         failed = failed_checks_of(newest.get("document") or {})
         why = "gates failed: " + (", ".join(failed) or "see the gate report")
+    elif trained_until is not None and (in_sample := _in_sample(newest, trained_until)):
+        why = in_sample
     else:
         return Clearance(ref, True, False, "gates passed", reason or "gates passed", run_id)
     if force:
@@ -133,6 +153,25 @@ def judge_clearance(
         ref=ref,
         failed_checks=list(failed),
     )
+
+
+def _in_sample(newest: Mapping[str, Any], trained_until: datetime) -> str | None:
+    # Why the run's window proves nothing out of sample, or None when it is after training.
+    text = newest.get("window_start")
+    try:
+        start = datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        start = None
+    if start is None:
+        return "its gate run names no evaluation window, so it may be in-sample"
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    if start <= trained_until:
+        return (
+            f"its gates ran on bars from {start.isoformat()}, inside its training data "
+            f"(up to {trained_until.isoformat()}): gate it on bars after its training window"
+        )
+    return None
 
 
 def clearance_in(
@@ -153,6 +192,7 @@ def clearance_in(
         "manifest_sha256": row.manifest_sha256,
         "run_id": row.run_id,
         "document": {},
+        "window_start": row.window_start,
     }
     if not row.passed:  # only a refusal reads the document, to name the failed checks
         document = conn.execute(_DOCUMENT, {"k_id": row.id}).scalar()
@@ -160,5 +200,17 @@ def clearance_in(
             document = json.loads(document)
         newest["document"] = document or {}
     return judge_clearance(
-        f"{key}/{version}", str(row.current_manifest), newest, force=force, reason=reason
+        f"{key}/{version}",
+        str(row.current_manifest),
+        newest,
+        trained_until=_trained_until(row.manifest),
+        force=force,
+        reason=reason,
     )
+
+
+def _trained_until(manifest: str | None) -> datetime | None:
+    if not manifest:
+        return None
+    end = datetime.fromisoformat(json.loads(manifest)["data"]["end"])
+    return end if end.tzinfo is not None else end.replace(tzinfo=UTC)

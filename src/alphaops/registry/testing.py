@@ -12,7 +12,7 @@ The model is a logistic regression written with the ``onnx`` helper API (``MatMu
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,11 +144,17 @@ def record_passing_gates(registry: Registry, ref: str) -> GateRun:
     the real gates cannot judge; the run says so in its document.
     """
     version = registry.resolve(ref)
+    after_training = version.manifest.data.end + timedelta(hours=1)  # out of sample
     return registry.record_gates(
         version,
         manifest_sha256=version.manifest_sha256,
         passed=True,
-        document={"gates": [], "note": "recorded by alphaops.registry.testing"},
+        document={
+            "gates": [],
+            "window_start": after_training.isoformat(),
+            "window_end": (after_training + timedelta(days=30)).isoformat(),
+            "note": "recorded by alphaops.registry.testing",
+        },
         actor="alphaops.registry.testing",
     )
 
