@@ -25,12 +25,21 @@ from alphaops.registry.refs import ModelKey
 
 __all__ = ["Clearance", "clearance_in", "failed_checks_of", "judge_clearance"]
 
-_WHERE_RUN = (
-    schema.gate_runs.c.symbol == bindparam("k_symbol"),
-    schema.gate_runs.c.model_type == bindparam("k_model_type"),
-    schema.gate_runs.c.version == bindparam("k_version"),
-)
-# One statement on the pass path: the newest run's verdict beside the version's manifest.
+
+def _of_version(table: Any) -> tuple[Any, ...]:
+    return (
+        table.c.symbol == bindparam("k_symbol"),
+        table.c.model_type == bindparam("k_model_type"),
+        table.c.version == bindparam("k_version"),
+    )
+
+
+def _version_column(column: Any, label: str) -> Any:
+    return select(column).where(*_of_version(schema.versions)).scalar_subquery().label(label)
+
+
+# One statement on the pass path: the newest run's verdict and window beside the version's
+# manifest (its sha256, and the text for the end of its training data).
 _NEWEST_RUN = (
     select(
         schema.gate_runs.c.id,
@@ -38,24 +47,10 @@ _NEWEST_RUN = (
         schema.gate_runs.c.manifest_sha256,
         schema.gate_runs.c.run_id,
         schema.gate_runs.c.document["window_start"].as_string().label("window_start"),
-        select(schema.versions.c.manifest_sha256)
-        .where(
-            schema.versions.c.symbol == bindparam("k_symbol"),
-            schema.versions.c.model_type == bindparam("k_model_type"),
-            schema.versions.c.version == bindparam("k_version"),
-        )
-        .scalar_subquery()
-        .label("current_manifest"),
-        select(schema.versions.c.manifest)
-        .where(
-            schema.versions.c.symbol == bindparam("k_symbol"),
-            schema.versions.c.model_type == bindparam("k_model_type"),
-            schema.versions.c.version == bindparam("k_version"),
-        )
-        .scalar_subquery()
-        .label("manifest"),
+        _version_column(schema.versions.c.manifest_sha256, "current_manifest"),
+        _version_column(schema.versions.c.manifest, "manifest"),
     )
-    .where(*_WHERE_RUN)
+    .where(*_of_version(schema.gate_runs))
     .order_by(schema.gate_runs.c.id.desc())
     .limit(1)
 )
