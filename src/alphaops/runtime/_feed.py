@@ -96,7 +96,7 @@ class Feed:
             else:
                 self._bars.clear()
                 self._inputs.clear()
-        for bar in bars_of(candles)[start:]:
+        for bar in bars_of(candles, start=start):
             self.push(bar, contract)
 
 

@@ -282,8 +282,9 @@ class LivePredictor:
         Candles of another symbol or timeframe are refused
         (:class:`~alphaops.core.errors.WrongMarketError`). Only the candles newer than the
         last bar seen are fed to the streaming features, so passing the bot's rolling window
-        on every bar costs what :meth:`on_bar` costs; a window that does not overlap the last
-        one restarts the features from its first candle. Raise
+        on every bar updates the features once per new bar (the window is only searched for
+        the last bar seen); a window that does not overlap the last one restarts the features
+        from its first candle, and one that ends before it is stale. Raise
         :class:`~alphaops.core.errors.InsufficientDataError` while there is not enough
         history for the features (and the lookback of sequence models).
         """

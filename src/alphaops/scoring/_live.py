@@ -86,11 +86,11 @@ class Bar:
             ) from exc
 
 
-def bars_of(candles: Candles) -> list[Bar]:
-    """Return the candles of ``candles`` as :class:`Bar` values, oldest first."""
-    frame = candles.frame
+def bars_of(candles: Candles, *, start: int = 0) -> list[Bar]:
+    """Return the candles of ``candles`` from position ``start`` as :class:`Bar` values."""
+    frame = candles.frame.iloc[start:]
     columns = [frame[f].to_numpy(np.float64).tolist() for f in _FIELDS]
-    stamps = candles.timestamps_ms.tolist()
+    stamps = candles.timestamps_ms[start:].tolist()
     return [Bar(t, o, h, lo, c, v) for t, o, h, lo, c, v in zip(stamps, *columns, strict=True)]
 
 
