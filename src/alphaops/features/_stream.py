@@ -20,6 +20,7 @@ feature before its ``warmup_bars``, exactly like the batch pipeline.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from itertools import islice
 from typing import assert_never
@@ -46,12 +47,12 @@ _NAN = float("nan")
 _RSI_ZERO = 1e-14
 
 
-class Updater:
+class Updater(ABC):
     """One feature's incremental state; :meth:`update` takes the next closed bar."""
 
+    @abstractmethod
     def update(self, high: float, low: float, close: float, volume: float) -> float:
         """Return the feature's value at this bar (NaN while it cannot be computed)."""
-        raise NotImplementedError
 
 
 def _mean_std(values: deque[float], ddof: int) -> tuple[float, float]:
@@ -158,59 +159,57 @@ class _EmaCross(Updater):
         return fast / slow - 1.0
 
 
-class _Rsi(Updater):
+class _Wilder:
+    """Wilder's smoothing: the mean of the first ``period`` values, then
+    ``(average * (period - 1) + x) / period``; NaN before ``period`` values."""
+
     def __init__(self, period: int) -> None:
         self.period = period
-        self.previous: float | None = None
         self.count = 0
-        self.gain = 0.0
-        self.loss = 0.0
+        self.average = 0.0
+
+    def push(self, x: float) -> float:
+        n = self.period
+        if self.count >= n:
+            self.average = (self.average * (n - 1) + x) / n
+            return self.average
+        self.average += x
+        self.count += 1
+        if self.count < n:
+            return _NAN
+        self.average /= n
+        return self.average
+
+
+class _Rsi(Updater):
+    def __init__(self, period: int) -> None:
+        self.previous: float | None = None
+        self.gain, self.loss = _Wilder(period), _Wilder(period)
 
     def update(self, high: float, low: float, close: float, volume: float) -> float:
         previous, self.previous = self.previous, close
         if previous is None:
             return _NAN
         change = close - previous
-        gain = change if change > 0.0 else 0.0
-        loss = -change if change < 0.0 else 0.0
-        n = self.period
-        if self.count < n:
-            self.gain += gain
-            self.loss += loss
-            self.count += 1
-            if self.count < n:
-                return _NAN
-            self.gain /= n
-            self.loss /= n
-        else:
-            self.gain = (self.gain * (n - 1) + gain) / n
-            self.loss = (self.loss * (n - 1) + loss) / n
-        total = self.gain + self.loss
-        return 100.0 * (self.gain / total) if abs(total) >= _RSI_ZERO else 0.0
+        gain = self.gain.push(change if change > 0.0 else 0.0)
+        loss = self.loss.push(-change if change < 0.0 else 0.0)
+        total = gain + loss
+        if math.isnan(total):
+            return _NAN
+        return 100.0 * (gain / total) if abs(total) >= _RSI_ZERO else 0.0
 
 
 class _Atr(Updater):
     def __init__(self, period: int) -> None:
-        self.period = period
         self.previous: float | None = None
-        self.count = 0
-        self.atr = 0.0
+        self.atr = _Wilder(period)
 
     def update(self, high: float, low: float, close: float, volume: float) -> float:
         previous, self.previous = self.previous, close
         if previous is None:
             return _NAN
         true_range = max(high - low, abs(high - previous), abs(low - previous))
-        n = self.period
-        if self.count < n:
-            self.atr += true_range
-            self.count += 1
-            if self.count < n:
-                return _NAN
-            self.atr /= n
-        else:
-            self.atr = (self.atr * (n - 1) + true_range) / n
-        return self.atr / close
+        return self.atr.push(true_range) / close
 
 
 class _Macd(Updater):

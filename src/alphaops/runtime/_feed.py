@@ -17,6 +17,7 @@ import pandas as pd
 
 from alphaops.core.errors import StaleBarError
 from alphaops.data.candles import Candles
+from alphaops.runtime._model import LoadedModel
 from alphaops.scoring import Bar, InputContract, LiveInput, bars_of
 
 __all__ = ["Feed"]
@@ -61,12 +62,8 @@ class Feed:
                 self._inputs.popitem(last=False)
         return live
 
-    def batch(self, contract: InputContract) -> npt.NDArray[Any]:
-        """Return the newest bar's input for ``contract``."""
-        return self.input(contract).batch()
-
-    def batch_of(self, model: Any) -> npt.NDArray[Any]:
-        """Return the newest bar's input for a loaded model (anything with a ``contract``)."""
+    def batch_of(self, model: LoadedModel) -> npt.NDArray[Any]:
+        """Return the newest bar's input for a loaded model."""
         return self.input(model.contract).batch()
 
     def sync(self, candles: Candles, contract: InputContract) -> None:
