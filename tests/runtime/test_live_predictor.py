@@ -487,3 +487,60 @@ def test_a_bot_script_without_a_main_guard_is_not_run_again_by_the_helper_proces
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2", "True"]
     assert runs.read_text() == "ran\n"
+
+
+BOT_THAT_STAYS = """
+import sys, time
+import numpy as np
+from alphaops.registry import open_registry
+from alphaops.runtime import LivePredictor
+
+registry = open_registry(sys.argv[1])
+live = LivePredictor(registry, "BTCUSDT/logreg", actions={"down": -1, "up": 1}, start=False)
+registry.promote("BTCUSDT/logreg/2", expect=1, reason="swap")
+live.poll()
+print(live._fetcher.pid, flush=True)
+while True:
+    live.predict(np.zeros(4))
+    time.sleep(0.01)
+"""
+
+
+def _gone(pid: int) -> bool:
+    # Exited, or a zombie waiting for a reaper that this container may not run.
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_the_loading_helper_exits_when_the_bot_is_terminated_or_killed(
+    tmp_path: Path, make_bundle: Callable[..., Path], how: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from alphaops.registry import open_registry
+
+    home = tmp_path / "home"
+    with open_registry(home) as registry:
+        publish(registry, make_bundle())
+        publish(registry, make_bundle())
+        registry.promote("BTCUSDT/logreg/1", expect=None, reason="first")
+    with subprocess.Popen(
+        [sys.executable, "-c", BOT_THAT_STAYS, str(home)], stdout=subprocess.PIPE, text=True
+    ) as bot:
+        try:
+            assert bot.stdout is not None
+            helper = int(bot.stdout.readline())
+            assert not _gone(helper)
+            bot.send_signal(getattr(signal, how))
+            bot.wait(timeout=30)
+            wait_until(lambda: _gone(helper), timeout_s=30)
+        finally:
+            if bot.poll() is None:
+                bot.kill()
+                bot.wait()
