@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from hypothesis import settings
+from sqlalchemy import create_engine, text
 
 from alphaops.core.home import AlphaOpsHome
 from alphaops.data.candles import Candles
 
 REPO = Path(__file__).resolve().parents[1]
+SERVICES_ENV = REPO / ".services" / "services.env"
 
 # Properties are checked for correctness, never for speed (benchmarks/ measures speed): no
 # per-example deadline, so a busy 2-core CI machine cannot fail a property test.
@@ -56,3 +59,36 @@ def load_real(data_dir: Path) -> Callable[[str, str], Candles]:
 def home(tmp_path: Path) -> AlphaOpsHome:
     """Return a fresh, empty alphaops home in a temporary folder."""
     return AlphaOpsHome(tmp_path / "home").ensure()
+
+
+def pg_url() -> str:
+    """Return the test PostgreSQL URL, or fail (never skip) when the services are down."""
+    value = os.environ.get("ALPHAOPS_TEST_PG_URL")
+    if not value and SERVICES_ENV.exists():
+        for line in SERVICES_ENV.read_text().splitlines():
+            key, _, found = line.partition("=")
+            if key.strip() == "ALPHAOPS_TEST_PG_URL":
+                value = found.strip()
+    if not value:
+        pytest.fail("start the test services: bash scripts/services.sh start", pytrace=False)
+    return value
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Return a fresh registry database URL (a SQLite file or a PostgreSQL schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    base = pg_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

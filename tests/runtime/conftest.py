@@ -2,55 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from alphaops.registry import Registry, open_registry
 from alphaops.registry.testing import build_tiny_bundle
 
-REPO = Path(__file__).resolve().parents[2]
-SERVICES_ENV = REPO / ".services" / "services.env"
 ACTIONS = {"down": -1, "up": 1}
 """The tiny bundles' classes are ``down``/``up``; map them to trading actions."""
-
-
-def pg_url() -> str:
-    """Return the test PostgreSQL URL, or fail (never skip) when the services are down."""
-    value = os.environ.get("ALPHAOPS_TEST_PG_URL")
-    if not value and SERVICES_ENV.exists():
-        for line in SERVICES_ENV.read_text().splitlines():
-            key, _, found = line.partition("=")
-            if key.strip() == "ALPHAOPS_TEST_PG_URL":
-                value = found.strip()
-    if not value:
-        pytest.fail("start the test services: bash scripts/services.sh start", pytrace=False)
-    return value
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Return a fresh registry database URL (a SQLite file or a PostgreSQL schema)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'registry.db'}"
-        return
-    base = pg_url()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture

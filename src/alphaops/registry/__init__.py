@@ -6,6 +6,7 @@ Open one with :func:`open_registry`, then ``publish`` bundles, ``resolve`` refer
 """
 
 from alphaops.registry._clearance import Clearance, judge_clearance
+from alphaops.registry._db import Database
 from alphaops.registry._maintenance import (
     DoctorReport,
     Finding,
@@ -37,6 +38,7 @@ __all__ = [
     "AuditRecord",
     "Bundle",
     "Clearance",
+    "Database",
     "DoctorReport",
     "Finding",
     "GateAttachment",

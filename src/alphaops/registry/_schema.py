@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alarm_acks",
+    "alarms",
     "aliases",
     "audit_log",
     "gate_attachments",
@@ -191,4 +193,30 @@ rollout_events = Table(
     Column("analysis", JSON, nullable=True),
     Column("reason", Text, nullable=False),
     Column("generation", BigInteger, nullable=False),
+)
+
+# Append-only: a drift alarm blocks promotion of its model until an acknowledgement is
+# appended (``rollout_id`` is the rollout it paused, if any).
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("model_type", String(64), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("rollout_id", String(32), nullable=True),
+    Index("ix_alarms_model", "symbol", "model_type", "id"),
+)
+
+alarm_acks = Table(
+    "alarm_acks",
+    metadata,
+    Column("alarm_id", Integer, ForeignKey("alarms.id"), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
 )

@@ -81,7 +81,13 @@ class ProcessFetcher:
             ) from exc
         if header["kind"] == "ok":
             return Fetched(
-                key, version, header["folder"], header["manifest_json"], model, reference
+                key,
+                version,
+                header["folder"],
+                header["manifest_json"],
+                model,
+                reference,
+                header["manifest_sha256"],
             )
         if header["kind"] == "fatal":
             self.close()
@@ -191,6 +197,7 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
                     "kind": "ok",
                     "folder": fetched.folder,
                     "manifest_json": fetched.manifest_json,
+                    "manifest_sha256": fetched.manifest_sha256,
                 }
                 frames = [json.dumps(header).encode(), fetched.model, fetched.reference]
             try:

@@ -51,6 +51,9 @@ class LoadedModel:
     contract: InputContract
     classes: tuple[str, ...]
     class_actions: npt.NDArray[np.int8]
+    manifest_sha256: str = ""
+    """The sha256 of the version's manifest, as the registry holds it (journaled with each
+    decision)."""
 
     @property
     def ref(self) -> str:
@@ -79,6 +82,7 @@ class Fetched:
     manifest_json: str
     model: bytes
     reference: bytes
+    manifest_sha256: str
 
 
 def fetch_verified(registry: Registry, key: ModelKey, version: int) -> Fetched:
@@ -87,10 +91,10 @@ def fetch_verified(registry: Registry, key: ModelKey, version: int) -> Fetched:
     The bytes returned are the bytes whose sha256 was checked against the manifest.
     """
     ref = f"{key}/{version}"
+    found = registry.resolve(ref)
     if registry.artifacts.local:
         # Checksums and the manifest sha, as Registry.load, but without its smoke test on a
         # scratch session: build_model runs the same check on the serving session itself.
-        found = registry.resolve(ref)
         folder = registry.artifacts.version_dir(found.key, found.version)
         verify_bundle(
             registry.artifacts.fs, folder, smoke_test=False, manifest_sha256=found.manifest_sha256
@@ -116,6 +120,7 @@ def fetch_verified(registry: Registry, key: ModelKey, version: int) -> Fetched:
         bundle.manifest.model_dump_json(),
         files["model.onnx"],
         files["reference.npz"],
+        found.manifest_sha256,
     )
 
 
@@ -153,7 +158,9 @@ def build_model(
         raise IncompatibleModelError(str(exc.message), fix=exc.fix, file="manifest.json") from exc
     session = open_session(manifest, fetched.model, where=ref, threads=threads)
     smoke_test_session(manifest, session, fetched.reference, folder=fetched.folder)
-    return LoadedModel(key, version, session, contract, classes, actions_of)
+    return LoadedModel(
+        key, version, session, contract, classes, actions_of, fetched.manifest_sha256
+    )
 
 
 def load_model(

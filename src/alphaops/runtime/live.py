@@ -24,6 +24,8 @@ recorded, and the current model keeps serving.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import secrets
 import threading
 import time
 from collections import deque
@@ -36,6 +38,7 @@ import numpy.typing as npt
 
 from alphaops.core.errors import AlphaOpsError, ExternalServiceError, NotFoundError, UsageError
 from alphaops.data.candles import Candles
+from alphaops.journal import Journal, client_order_id
 from alphaops.registry import ModelKey, Registry, parse_key
 from alphaops.registry.refs import CHALLENGER, CHAMPION, PREVIOUS
 from alphaops.rollout import IntervalStats
@@ -87,6 +90,8 @@ class Prediction:
     role: Role
     """``champion``, ``challenger`` (canary) or ``fallback`` (the champion failed)."""
     key: ModelKey
+    decision_id: str | None = None
+    """The journal's id of this decision (``None`` when the predictor has no journal)."""
 
     @property
     def action_name(self) -> str:
@@ -97,6 +102,19 @@ class Prediction:
     def ref(self) -> str:
         """Return ``SYMBOL/TYPE/N`` of the serving version."""
         return f"{self.key}/{self.version}"
+
+    def client_order_id(self, n: int = 0) -> str:
+        """Return the client order id of the ``n``-th order placed on this decision.
+
+        Give it to the exchange: fills reported with it are attributed to this decision (and
+        so to this version and role) by :meth:`~alphaops.journal.Journal.record_fill`.
+        """
+        if self.decision_id is None:
+            raise UsageError(
+                "this prediction was not journaled, so it has no decision id",
+                fix="construct the LivePredictor with journal=Journal(registry)",
+            )
+        return client_order_id(self.decision_id, n)
 
 
 @dataclass(frozen=True)
@@ -155,6 +173,11 @@ class LivePredictor:
     serving in a helper process (SQL, checksums, reading the files), so that the serving
     process only builds the session and smoke-tests it and predictions keep the interpreter;
     ``"thread"`` does everything in the polling thread (no helper process).
+    ``journal`` records every decision (champion, canary challenger, shadow, fallback) with
+    its version, manifest sha256, rollout, routing key, probabilities and a hash of the input,
+    through the journal's bounded queue and background writer: a prediction never waits on
+    disk, and :attr:`Prediction.decision_id` names the row (see
+    :meth:`Prediction.client_order_id`). Closing the predictor does not close the journal.
     ``start=False`` skips the polling thread (call :meth:`poll` yourself). With
     ``follow_rollouts`` (the default) the routing (shadow or canary percentage) follows the
     model's active rollout in the registry, re-read whenever the generation changes; an
@@ -181,6 +204,7 @@ class LivePredictor:
         follow_rollouts: bool = True,
         fallback_type: str | None = None,
         load_in: Literal["process", "thread"] = "process",
+        journal: Journal | None = None,
         start: bool = True,
     ) -> None:
         if poll_interval_s <= 0:
@@ -221,6 +245,10 @@ class LivePredictor:
         self._rollout_routing: Routing | None = None
         self._tally = ChallengerTally()
         self._feed = Feed()
+        self.journal = journal
+        self._submit = None if journal is None else journal.submit
+        self._id_prefix = secrets.token_hex(6) + "-"
+        self._ids = itertools.count(1)
         self._generations = registry.generation_reader()  # an idle poll: one cheap read
         if load_in not in ("process", "thread"):
             raise UsageError(f"load_in={load_in!r}", fix="pass 'process' or 'thread'")
@@ -249,7 +277,15 @@ class LivePredictor:
         """
         slot = self._slot  # one read: this call finishes on these models whatever happens
         model, role = self._route(slot, routing_key)
-        return self._serve(slot, model, role, lambda m: m.contract.rows(rows), routing_key)
+        if self._submit is None:
+            return self._serve(
+                slot, model, role, lambda m: m.contract.rows(rows), routing_key, None
+            )
+        # Journaled: the input is hashed later, by the writer thread, so it must not be the
+        # caller's array (which the caller may reuse for the next row).
+        return self._serve(
+            slot, model, role, lambda m: m.contract.rows(rows).copy(), routing_key, None
+        )
 
     def on_bar(self, bar: BarLike, *, routing_key: str | int | None = None) -> Prediction:
         """Take one new closed bar and return the prediction for it (the streaming entry).
@@ -268,7 +304,7 @@ class LivePredictor:
         slot = self._slot
         self._feed.push(Bar.of(bar), slot.champion.contract)
         model, role = self._route(slot, routing_key)
-        return self._serve(slot, model, role, self._feed.batch_of, routing_key)
+        return self._serve(slot, model, role, self._feed.batch_of, routing_key, self._feed.last_ms)
 
     def warm_up(self, candles: Candles) -> None:
         """Feed the recent history ``candles`` without predicting (before :meth:`on_bar`)."""
@@ -291,9 +327,12 @@ class LivePredictor:
         slot = self._slot
         model, role = self._route(slot, routing_key)
         if slot.champion.contract.spec is None:  # a batch-only feature source (a test seam)
-            return self._serve(slot, model, role, lambda m: m.contract.latest(candles), routing_key)
+            last = int(candles.timestamps_ms[-1]) if len(candles) else None
+            return self._serve(
+                slot, model, role, lambda m: m.contract.latest(candles), routing_key, last
+            )
         self._feed.sync(candles, slot.champion.contract)
-        return self._serve(slot, model, role, self._feed.batch_of, routing_key)
+        return self._serve(slot, model, role, self._feed.batch_of, routing_key, self._feed.last_ms)
 
     def _route(self, slot: _Slot, routing_key: str | int | None) -> tuple[LoadedModel, Role]:
         routing = slot.routing
@@ -314,18 +353,19 @@ class LivePredictor:
         role: Role,
         prepare: Callable[[LoadedModel], npt.NDArray[Any]],
         routing_key: str | int | None,
+        bar_ms: int | None,
     ) -> Prediction:
         if role == "challenger":  # the only branch the champion path pays for
-            return self._serve_challenger(slot, model, prepare, routing_key)
+            return self._serve_challenger(slot, model, prepare, routing_key, bar_ms)
         batch = prepare(model)  # input errors are the caller's: they raise, never fall back
         try:
-            result = self._run(model, batch, role)
+            result = self._run(model, batch, role, slot, routing_key, bar_ms)
         except Exception as exc:
             if self.strict:
                 raise self._failed(model, exc) from exc
-            result = self._fallback(slot, model, prepare, exc)
+            result = self._fallback(slot, model, prepare, exc, routing_key, bar_ms)
         if slot.routing is not None and slot.routing.shadow and slot.challenger is not None:
-            self._shadow(slot, slot.challenger, prepare, batch, result, routing_key)
+            self._shadow(slot, slot.challenger, prepare, batch, result, routing_key, bar_ms)
         return result
 
     def _serve_challenger(
@@ -334,18 +374,19 @@ class LivePredictor:
         model: LoadedModel,
         prepare: Callable[[LoadedModel], npt.NDArray[Any]],
         routing_key: str | int | None,
+        bar_ms: int | None,
     ) -> Prediction:
         # Canary: the challenger acts. Its answer, inference latency and failures are counted;
         # the champion scores the same input too, so agreement is known in canary as well.
         batch = prepare(model)
         began = time.perf_counter()
         try:
-            result = self._run(model, batch, "challenger")
+            result = self._run(model, batch, "challenger", slot, routing_key, bar_ms)
         except Exception as exc:
             self._tally.error()
             if self.strict:
                 raise self._failed(model, exc) from exc
-            return self._fallback(slot, model, prepare, exc)
+            return self._fallback(slot, model, prepare, exc, routing_key, bar_ms)
         latency = time.perf_counter() - began
         reference = self._champion_action(slot, batch, prepare)
         self._tally.answer(
@@ -372,16 +413,44 @@ class LivePredictor:
             return None
         return int(champion.class_actions[int(np.argmax(probs))])
 
-    def _run(self, model: LoadedModel, batch: npt.NDArray[Any], role: Role) -> Prediction:
+    def _run(
+        self,
+        model: LoadedModel,
+        batch: npt.NDArray[Any],
+        role: Role,
+        slot: _Slot,
+        routing_key: str | int | None,
+        bar_ms: int | None,
+        *,
+        shadow: bool = False,
+    ) -> Prediction:
         probs = model.run(batch)[-1]
         best = int(np.argmax(probs))
+        action = int(model.class_actions[best])
+        probabilities = tuple(float(p) for p in probs)
+        decision_id = None
+        if self._submit is not None:  # a tuple on a deque: the writer thread does the rest
+            decision_id = self._id_prefix + format(next(self._ids), "x")
+            routing = slot.routing
+            self._submit(
+                (
+                    decision_id,
+                    time.time(),
+                    bar_ms,
+                    model.key.symbol,
+                    model.key.model_type,
+                    model.version,
+                    model.manifest_sha256,
+                    "shadow" if shadow else role,
+                    None if routing is None else routing.rollout_id,
+                    routing_key,
+                    action,
+                    probabilities,
+                    batch,
+                )
+            )
         return Prediction(
-            action=int(model.class_actions[best]),
-            probabilities=tuple(float(p) for p in probs),
-            classes=model.classes,
-            version=model.version,
-            role=role,
-            key=model.key,
+            action, probabilities, model.classes, model.version, role, model.key, decision_id
         )
 
     def _fallback(
@@ -390,6 +459,8 @@ class LivePredictor:
         failed: LoadedModel,
         prepare: Callable[[LoadedModel], npt.NDArray[Any]],
         exc: BaseException,
+        routing_key: str | int | None,
+        bar_ms: int | None,
     ) -> Prediction:
         candidates = [
             m
@@ -398,7 +469,7 @@ class LivePredictor:
         ]
         for model in candidates:
             try:
-                result = self._run(model, prepare(model), "fallback")
+                result = self._run(model, prepare(model), "fallback", slot, routing_key, bar_ms)
             except Exception:
                 continue
             self._event(
@@ -415,6 +486,7 @@ class LivePredictor:
         batch: npt.NDArray[Any],
         acted: Prediction,
         routing_key: str | int | None,
+        bar_ms: int | None,
     ) -> None:
         # The shadow never affects the bot: its failures become an event and a counted error.
         try:
@@ -424,7 +496,9 @@ class LivePredictor:
             return
         began = time.perf_counter()
         try:
-            shadow = self._run(challenger, shadow_batch, "challenger")
+            shadow = self._run(
+                challenger, shadow_batch, "challenger", slot, routing_key, bar_ms, shadow=True
+            )
         except Exception as exc:
             self._tally.error()
             self._event("shadow", challenger.version, f"shadow {challenger.ref} failed: {exc}")
