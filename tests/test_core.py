@@ -42,10 +42,13 @@ def test_error_codes_are_unique_per_class() -> None:
     assert len(codes) == len(set(codes))
 
 
-def test_only_the_gate_failure_error_exits_with_code_2() -> None:
-    # Exit code 2 means "a gate failed" (a blocker, not a bug). Exactly one error carries it,
-    # GateFailedError, so that a usage or runtime error is never mistaken for a failed gate.
-    assert [code for code, row in ERROR_TABLE.items() if row.exit_code == 2] == ["gate_failed"]
+def test_only_the_gate_failure_errors_exit_with_code_2() -> None:
+    # Exit code 2 means "blocked by a gate" (a blocker, not a bug). Only GateFailedError and
+    # its subclass for an unacknowledged drift alarm carry it, so that a usage or runtime
+    # error is never mistaken for a blocked promotion.
+    blocked = [code for code, row in ERROR_TABLE.items() if row.exit_code == 2]
+    assert blocked == ["gate_failed", "drift_alarm"]
+    assert issubclass(errors.DriftAlarmError, errors.GateFailedError)
 
 
 def test_error_tree_docstring_lists_every_class() -> None:

@@ -30,11 +30,12 @@ caller does next::
     ├── NotFittedError                  not_fitted        1     409    call fit() first
     ├── CancelledError                  cancelled         130   499    nothing to do: nothing was kept
     └── GateFailedError                 gate_failed       2     422    fix the model, or force with a reason
+        └── DriftAlarmError             drift_alarm       2     409    acknowledge the alarm, or force
 
 Codes are part of the public contract: they appear in ``--json`` output and HTTP bodies and
 never change meaning. Exit code 2 is reserved for "a gate failed" (a blocker, not a bug): only
-:class:`GateFailedError` exits with 2; every other error exits with 1, except
-:class:`CancelledError`, which exits with 130 like Ctrl-C.
+:class:`GateFailedError` (and its :class:`DriftAlarmError`) exits with 2; every other error
+exits with 1, except :class:`CancelledError`, which exits with 130 like Ctrl-C.
 
 >>> err = DataValidationError("2 rows have NaN prices", fix="drop or repair them")
 >>> err.code, err.exit_code, err.http_status
@@ -58,6 +59,7 @@ __all__ = [
     "DataFormatError",
     "DataGapError",
     "DataValidationError",
+    "DriftAlarmError",
     "ErrorCode",
     "ExchangeError",
     "ExternalServiceError",
@@ -125,6 +127,7 @@ ERROR_TABLE: dict[str, ErrorCode] = {
         ErrorCode("not_fitted", 1, 409, "a model was used before fit()"),
         ErrorCode("cancelled", 130, 499, "the job was cancelled; nothing was kept"),
         ErrorCode("gate_failed", 2, 422, "a model failed (or never ran) a quality gate"),
+        ErrorCode("drift_alarm", 2, 409, "an unacknowledged drift alarm blocks the move"),
     )
 }
 
@@ -322,7 +325,14 @@ class CancelledError(AlphaOpsError):
 class GateFailedError(AlphaOpsError):
     """A model failed a gate, or its gates never ran; ``details`` name the failed checks.
 
-    The only error that exits with 2: a blocker, not a bug.
+    With its subclass :class:`DriftAlarmError`, the only error that exits with 2: a blocker,
+    not a bug.
     """
 
     code = "gate_failed"
+
+
+class DriftAlarmError(GateFailedError):
+    """A drift alarm of the model is not acknowledged: promotion and going live wait for it."""
+
+    code = "drift_alarm"

@@ -13,6 +13,7 @@ from alphaops._version import __version__
 from alphaops.core.errors import NotFoundError, UsageError, VersionConflictError
 from alphaops.core.names import validate_name
 from alphaops.registry import _schema as t
+from alphaops.registry._alarms import alarm_block_in
 from alphaops.registry._artifacts import ArtifactStore
 from alphaops.registry._clearance import clearance_in
 from alphaops.registry._db import Database
@@ -129,6 +130,10 @@ class AliasMoves:
                 reason = clearance_in(
                     conn, parsed.key, version, force=force, reason=reason
                 ).audit_reason
+                reason = alarm_block_in(
+                    conn, parsed.key, force=force, reason=reason,
+                    what=f"promoting {parsed.key}/{version}",
+                )  # fmt: skip
             if current == version:
                 raise UsageError(
                     f"{parsed.key}/{version} already is {alias}", fix="promote another version"

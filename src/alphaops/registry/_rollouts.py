@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from alphaops.core.errors import NotFoundError, UsageError, VersionConflictError
 from alphaops.registry import _schema as t
+from alphaops.registry._alarms import alarm_block_in
 from alphaops.registry._clearance import clearance_in
 from alphaops.registry._db import as_utc
 from alphaops.registry._moves import NOTIFY_CHANNEL, AliasMoves, _is, _now
@@ -211,6 +212,11 @@ class RolloutStore(AliasMoves):
             record = self._rollout_in(conn, rollout_id)
             if not reason.strip():
                 raise UsageError(f"rollout {rollout_id}: {trigger} needs a reason", fix="pass one")
+            if trigger == "resume":  # a rollout paused by an alarm waits for its acknowledgement
+                alarm_block_in(
+                    conn, record.key, force=False, reason=reason,
+                    what=f"resuming rollout {rollout_id}",
+                )  # fmt: skip
             done = conn.execute(
                 update(t.rollouts)
                 .where(
@@ -272,6 +278,9 @@ class RolloutStore(AliasMoves):
         if effect == "promote_challenger":
             # Going live is fail-closed exactly like promote: an ungated version raises here.
             note = clearance_in(conn, key, challenger, reason=note).audit_reason
+            note = alarm_block_in(
+                conn, key, force=False, reason=note, what=f"taking {key}/{challenger} live"
+            )
             # Compare-and-swap: the champion must still be the one the rollout started against.
             current = self._check_expect(conn, key, CHAMPION, record.champion_version)
             self._point(conn, key, CHAMPION, challenger)

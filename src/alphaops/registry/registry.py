@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from alphaops.core.errors import (
 )
 from alphaops.core.home import AlphaOpsHome
 from alphaops.registry import _schema as t
+from alphaops.registry._alarms import Alarm, acknowledge_in, alarms_in, insert_alarm
 from alphaops.registry._artifacts import ArtifactStore
 from alphaops.registry._clearance import Clearance, clearance_in
 from alphaops.registry._db import Database, as_utc, database_url_for
@@ -382,6 +384,80 @@ class Registry(RolloutStore, GateLog):
                 conn, action, version.key, None, None, version.version, reason,
                 actor or self.actor, gen,
             )  # fmt: skip
+
+    # -- drift alarms ---------------------------------------------------------------------
+
+    def raise_alarm(
+        self,
+        key: ModelKey | str,
+        *,
+        kind: str,
+        detail: Mapping[str, Any],
+        version: int | None = None,
+        actor: str | None = None,
+    ) -> Alarm:
+        """Record a drift alarm of ``key``: pause its active rollout and block its promotion.
+
+        In one transaction: the alarm is appended, an active shadow or canary rollout of the
+        model is paused (it holds its current step; resuming it and taking any version live
+        wait for the acknowledgement), and the audit log records it. Until
+        :meth:`acknowledge_alarms`, :meth:`promote` to champion raises
+        :class:`~alphaops.core.errors.DriftAlarmError` unless forced with a reason.
+        """
+        key = parse_key(key) if isinstance(key, str) else key
+        actor = actor or self.actor
+        note = str(detail.get("summary") or kind)
+        with self.database.write() as conn:
+            gen = self._bump_generation(conn)
+            active = self._active_in(conn, key)
+            paused = None
+            if active is not None and active.phase in ("shadow", "canary"):
+                reason = f"paused by a {kind} alarm: {note}"
+                conn.execute(
+                    update(t.rollouts)
+                    .where(t.rollouts.c.id == active.id, t.rollouts.c.phase == active.phase)
+                    .values(
+                        phase="paused", paused_from=active.phase, updated_at=_now(), reason=reason
+                    )
+                )
+                self._rollout_event(
+                    conn, active.id, actor, "pause", (active.phase, active.step),
+                    ("paused", active.step), active.percentage, active.failures,
+                    {"alarm": kind}, reason, gen,
+                )  # fmt: skip
+                paused = active.id
+            alarm_id = insert_alarm(
+                conn, key, at=_now(), version=version, kind=kind, detail=detail, actor=actor,
+                rollout_id=paused,
+            )  # fmt: skip
+            self._audit(
+                conn, "alarm", key, None, None, version, f"#{alarm_id} {kind}: {note}", actor, gen
+            )
+            return next(a for a in alarms_in(conn, key) if a.id == alarm_id)
+
+    def alarms(self, key: ModelKey | str, *, open_only: bool = False) -> list[Alarm]:
+        """Return the drift alarms of ``key``, oldest first (``open_only``: unacknowledged)."""
+        key = parse_key(key) if isinstance(key, str) else key
+        with self.database.read() as conn:
+            return alarms_in(conn, key, open_only=open_only)
+
+    def acknowledge_alarms(
+        self, key: ModelKey | str, *, reason: str, actor: str | None = None
+    ) -> list[Alarm]:
+        """Acknowledge every open alarm of ``key`` (audited); return them. Paused rollouts stay
+        paused: resume them deliberately."""
+        key = parse_key(key) if isinstance(key, str) else key
+        actor = actor or self.actor
+        with self.database.write() as conn:
+            gen = self._bump_generation(conn)
+            opened = alarms_in(conn, key, open_only=True)
+            if not opened:
+                raise NotFoundError(
+                    f"{key} has no open drift alarm", fix=f"list them: alphaops alarm list {key}"
+                )
+            ids = ", ".join(f"#{a.id}" for a in opened)
+            self._audit(conn, "alarm_ack", key, None, None, None, f"{ids}: {reason}", actor, gen)
+            return acknowledge_in(conn, key, at=_now(), actor=actor, reason=reason)
 
     def history(
         self, key: ModelKey | str | None = None, *, limit: int | None = None
