@@ -45,7 +45,7 @@ def test_an_alarm_pauses_the_canary_and_blocks_promotion_until_acknowledged(
         rollout.id,
     )
     assert alarm.open
-    with pytest.raises(DriftAlarmError, match="PSI 0.31 on ret_1") as blocked:
+    with pytest.raises(DriftAlarmError, match=r"PSI 0\.31 on ret_1") as blocked:
         served.promote(f"{KEY}/3", expect=1, reason="try to skip ahead")
     assert blocked.value.exit_code == 2
     assert "alphaops alarm ack" in str(blocked.value)

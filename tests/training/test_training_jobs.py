@@ -69,6 +69,7 @@ def test_a_trained_job_is_published_as_a_candidate_with_a_complete_manifest(
         "reference.npz",
         "native/model.txt",
         "reports/training.json",
+        "reports/drift_reference.json",
     }
     report = json.loads((Path(version.location) / "reports" / "training.json").read_text())
     assert report["job"] == job.to_dict()

@@ -3,7 +3,9 @@
 :class:`InputContract` (from a bundle's manifest) builds every input: ``history`` for gates,
 backtests and replay, ``live`` (a :class:`LiveInput` fed one closed bar at a time) for the
 runtime, ``latest`` for one window, ``rows`` for ready features. :class:`BundlePredictor`
-scores candles through the contract and one :class:`~alphaops.inference.OnnxSession`. This
+scores candles through the contract and one :class:`~alphaops.inference.OnnxSession`.
+:class:`ReferenceProfile` (:func:`build_profile`, :func:`profile_of`) records what a model's
+inputs and outputs looked like at training, for the drift monitors. This
 package depends only on ``core``, ``inference``, ``data``, ``features``, ``datasets`` and
 ``registry``, so the live runtime scores exactly like the gates without importing them.
 
@@ -24,20 +26,32 @@ from alphaops.scoring._contract import (
 )
 from alphaops.scoring._live import Bar, BarLike, LiveInput, bars_of
 from alphaops.scoring._predictor import BundlePredictor, Scores, label_rule_of
+from alphaops.scoring._profile import (
+    PROFILE_REPORT,
+    FeatureProfile,
+    ReferenceProfile,
+    build_profile,
+    profile_of,
+)
 
 __all__ = [
     "ACTIONS",
     "ACTION_OF_CLASS",
+    "PROFILE_REPORT",
     "TRAINING_REPORT",
     "Bar",
     "BarLike",
     "BundlePredictor",
+    "FeatureProfile",
     "FeatureSource",
     "InputContract",
     "LiveInput",
+    "ReferenceProfile",
     "Rows",
     "Scores",
     "bars_of",
+    "build_profile",
     "feature_spec_of",
     "label_rule_of",
+    "profile_of",
 ]

@@ -42,7 +42,8 @@ class PreparedData:
     """Training and validation inputs of one job, with their provenance.
 
     ``X_train``/``X_val`` are float32 ``(N, F)`` arrays for tabular models and
-    :class:`SequenceWindows` ``(N, T, F)`` for sequence models.
+    :class:`SequenceWindows` ``(N, T, F)`` for sequence models. ``val_start_ms``/
+    ``val_end_ms`` are the open times of the first and last validation bars decided.
     """
 
     X_train: Any
@@ -56,6 +57,8 @@ class PreparedData:
     start: datetime
     end: datetime
     purged: int
+    val_start_ms: int | None = None
+    val_end_ms: int | None = None
 
     @property
     def rows(self) -> int:
@@ -136,6 +139,8 @@ def prepare_data(job: TrainingJob, candles: Mapping[str, Candles]) -> PreparedDa
         start=_utc(int(t0[used].min()) - (spec.lookback - 1) * step),
         end=_utc(int(t1[used].max())),
         purged=int(len(labels) - used.size),
+        val_start_ms=int(t0[val].min()),
+        val_end_ms=int(t0[val].max()),
     )
 
 

@@ -1,5 +1,9 @@
 """Run one training job: data → fit → ONNX export → parity → bundle contents.
 
+Besides the model, a bundle carries ``reports/training.json`` (job, metrics, history) and
+``reports/drift_reference.json``: the :class:`~alphaops.scoring.ReferenceProfile` of the
+validation window (features of each decided bar, ONNX probabilities) for drift monitoring.
+
 :func:`train_job` returns a :class:`TrainedBundle` (plain bytes and arrays, so it crosses
 process and Ray boundaries); :func:`write_trained_bundle` writes it as a registry bundle and
 :func:`publish_trained` publishes it as a new candidate version. A job that is cancelled or
@@ -31,6 +35,7 @@ from alphaops._version import __version__
 from alphaops.data.candles import Candles
 from alphaops.datasets import SequenceWindows
 from alphaops.registry import Bundle, ModelVersion, Registry, write_bundle
+from alphaops.scoring import PROFILE_REPORT, build_profile
 from alphaops.training._control import CancelToken, ProgressCallback
 from alphaops.training.data import PreparedData, prepare_data
 from alphaops.training.job import TrainingJob
@@ -120,6 +125,14 @@ def train_job(
         if hasattr(model, name):
             metrics[name.rstrip("_")] = float(getattr(model, name))
     reference = data.reference_inputs()
+    profile = build_profile(
+        _decided_rows(data.X_val),
+        data.feature_names,
+        scored,
+        data.classes,
+        window_start_ms=data.val_start_ms,
+        window_end_ms=data.val_end_ms,
+    )
     token.raise_if_cancelled("bundle")
     versions = _library_versions() | model.library_versions()
     manifest = _manifest(job, data, model.get_params(), metrics, versions)
@@ -139,7 +152,11 @@ def train_job(
         reference_inputs=reference,
         reference_expected=scorer.predict_proba(reference),
         manifest=manifest,
-        reports={"training.json": json.dumps(report, indent=2, sort_keys=True).encode()},
+        # write_bundle stores each report as reports/<name>, listed with its sha256.
+        reports={
+            "training.json": json.dumps(report, indent=2, sort_keys=True).encode(),
+            PROFILE_REPORT.removeprefix("reports/"): profile.to_json(),
+        },
         metrics=metrics,
         history=history,
     )
@@ -226,6 +243,13 @@ def _score(scorer: OnnxScorer, X: Any) -> npt.NDArray[np.float32]:
         for i in range(0, len(X), _SCORE_BATCH)
     ]
     return np.concatenate(parts)
+
+
+def _decided_rows(X: Any) -> npt.NDArray[np.float32]:
+    # The features of the bar each input decides: a sequence window's last step.
+    if isinstance(X, SequenceWindows):
+        return X.features[X.ends]
+    return np.asarray(X, dtype=np.float32)
 
 
 def _manifest(
