@@ -79,6 +79,23 @@ def test_quickstart_runs_the_lifecycle_on_the_bundled_sample_and_can_run_again(
         ("live", 100),
     ]
     assert replay["final_phase"] == "live"
+    # Every decision was journaled (shadow ones too) and the simulated trader's fills became
+    # round trips; the journal's live figures stand beside each version's backtest.
+    acted = sum(i["bars"] for i in replay["intervals"])
+    assert replay["decisions"] == acted + replay["intervals"][0]["challenger_predictions"]
+    assert replay["fills"] > 0
+    assert replay["round_trips"] > 0
+    perf = {(v["version"], v["role"]): v for v in summary["performance"]["versions"]}
+    assert {(1, "champion"), (2, "shadow"), (2, "challenger"), (2, "champion")} <= set(perf)
+    assert all(v["backtest"] is not None for v in perf.values())
+    assert all(v["divergence"]["verdict"] for v in perf.values())
+    assert perf[(1, "champion")]["decisions"]["hit_rate"] is not None
+    assert perf[(2, "shadow")]["trades"]["trades"] == 0  # a shadow never trades
+    assert sum(v["trades"]["trades"] for v in perf.values()) == replay["round_trips"]
+    drift = summary["drift"]
+    assert drift["ref"] == "BTCUSDT/lightgbm/2"
+    assert len(drift["features"]["rows"]) == 11
+    assert drift["status"] in ("ok", "warn", "alarm", "insufficient")
     assert set(replay["served"]) == {"BTCUSDT/lightgbm/1", "BTCUSDT/lightgbm/2"}
     assert replay["intervals"][-1]["served"] == {"BTCUSDT/lightgbm/2": 24}
     moves = [(h["alias"], h["from"], h["to"]) for h in summary["history"]]

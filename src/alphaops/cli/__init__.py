@@ -22,6 +22,7 @@ from alphaops.cli import (
     _data,
     _dataset,
     _gates,
+    _journal,
     _quickstart,
     _registry,
     _rollout,
@@ -50,6 +51,9 @@ app.add_typer(_activate.app, name="activate")
 app.command("rollback")(_registry.rollback)
 app.command("scoreboard")(_gates.scoreboard)
 app.command("quickstart")(_quickstart.quickstart)
+app.add_typer(_journal.app, name="journal")
+app.command("monitor")(_journal.monitor)
+app.add_typer(_journal.alarm_app, name="alarm")
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

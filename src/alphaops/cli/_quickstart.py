@@ -14,6 +14,7 @@ from alphaops.cli._context import get_context
 from alphaops.cli._dataset import render_dataset
 from alphaops.cli._gates import scoreboard_table
 from alphaops.cli._train import TrainingBars, render_summary
+from alphaops.services.journal_report import monitor_lines, performance_lines
 from alphaops.services.quickstart import (
     HOLDOUT_START,
     RULE,
@@ -81,7 +82,12 @@ def _to_dict(home: object, result: QuickstartResult) -> dict[str, object]:
             "final_phase": result.replay.final_phase,
             "served": result.replay.served,
             "intervals": [asdict(i) for i in result.replay.intervals],
+            "decisions": result.replay.decisions,
+            "fills": result.replay.fills,
+            "round_trips": result.replay.round_trips,
         },
+        "performance": None if result.performance is None else result.performance.to_dict(),
+        "drift": None if result.drift is None else result.drift.to_dict(),
         "versions": [v.ref for v in result.versions],
         "history": [
             {"model": r.key, "alias": r.alias, "from": r.from_version, "to": r.to_version}
@@ -122,6 +128,10 @@ def _render_replay(console: Console, replay: ReplayResult) -> None:
     console.print(table)
     served = ", ".join(f"{ref} served {n} bars" for ref, n in sorted(replay.served.items()))
     console.print(f"[bold]rollout[/]: ended {replay.final_phase}; {served}")
+    console.print(
+        f"[bold]journal[/]: {replay.decisions} decisions, {replay.fills} simulated fills, "
+        f"{replay.round_trips} round trips"
+    )
 
 
 def _render(console: Console, home: str, result: QuickstartResult) -> None:
@@ -158,6 +168,16 @@ def _render(console: Console, home: str, result: QuickstartResult) -> None:
     console.print(f"[bold]promotion[/]: {result.promotion_note}")
     if result.replay is not None:
         _render_replay(console, result.replay)
+    if result.performance is not None:
+        console.rule("live vs backtest, from the journal")
+        for line in performance_lines(result.performance)[1:]:
+            console.print(line, highlight=False, markup=False)
+    if result.drift is not None:
+        console.rule(f"drift of {result.drift.ref}")
+        for line in monitor_lines(result.drift)[:-1]:
+            if line.startswith(result.drift.ref):  # the performance block was printed above
+                break
+            console.print(line, highlight=False, markup=False)
     console.rule("registry")
     versions = Table("version", "created")
     for v in result.versions:

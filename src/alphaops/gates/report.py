@@ -20,7 +20,7 @@ from alphaops.gates.records import GateRecord
 from alphaops.gates.runner import GateRun
 from alphaops.scoring import ACTIONS, Scores
 
-__all__ = ["render_html", "render_markdown", "report_name", "write_reports"]
+__all__ = ["png_of", "render_html", "render_markdown", "report_name", "write_reports"]
 
 _BACKTEST_ROWS = (
     ("total_return", "total return", "{:.2%}"),
@@ -84,7 +84,8 @@ def render_markdown(run: GateRun) -> str:
     return "\n".join(lines)
 
 
-def _png(fig: Any) -> str:
+def png_of(fig: Any) -> str:
+    """Return a matplotlib figure as a base64 PNG (for self-contained HTML pages)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode()
@@ -113,7 +114,7 @@ def _plots(run: GateRun) -> dict[str, str] | None:
                 ax.hist(chosen, bins=30, range=(0, 1), alpha=0.5, label=cls)
         ax.set_title(f"{name}: confidence by predicted class")
         ax.legend()
-    plots["Confidence histograms per class"] = _png(fig)
+    plots["Confidence histograms per class"] = png_of(fig)
 
     fig = Figure(figsize=(5, 3))
     ax = fig.add_subplot()
@@ -124,7 +125,7 @@ def _plots(run: GateRun) -> dict[str, str] | None:
     ax.set_xticks(np.arange(3) + width * (len(models) - 1) / 2, ACTIONS)
     ax.set_title("Action distribution")
     ax.legend()
-    plots["Action distribution"] = _png(fig)
+    plots["Action distribution"] = png_of(fig)
 
     fig = Figure(figsize=(8, 5))
     top, bottom = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
@@ -136,7 +137,7 @@ def _plots(run: GateRun) -> dict[str, str] | None:
     bottom.set_title("Drawdown")
     top.legend()
     fig.autofmt_xdate()
-    plots["Equity curves and drawdown"] = _png(fig)
+    plots["Equity curves and drawdown"] = png_of(fig)
     return plots
 
 

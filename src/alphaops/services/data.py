@@ -36,6 +36,7 @@ __all__ = [
     "import_files",
     "list_data",
     "open_store",
+    "parse_utc",
     "show_data",
 ]
 
@@ -116,8 +117,8 @@ def show_data(
     candles = open_store(config).load(
         symbol,
         timeframe,
-        None if start is None else _utc(start, "--start"),
-        None if end is None else _utc(end, "--end"),
+        None if start is None else parse_utc(start, "--start"),
+        None if end is None else parse_utc(end, "--end"),
     )
     frame = candles.frame
     if head is not None:
@@ -150,8 +151,8 @@ def download_data(
             client,
             symbol,
             timeframe,
-            since=_utc(since, "--since"),
-            until=None if until is None else _utc(until, "--until"),
+            since=parse_utc(since, "--since"),
+            until=None if until is None else parse_utc(until, "--until"),
             store=store,
             config=config.download,
             progress=progress,
@@ -160,7 +161,8 @@ def download_data(
     ]
 
 
-def _utc(text: str, option: str) -> pd.Timestamp:
+def parse_utc(text: str, option: str) -> pd.Timestamp:
+    """Parse a command-line time (ISO, naive means UTC); ``option`` names it in errors."""
     try:
         stamp = pd.Timestamp(text)
     except ValueError as exc:

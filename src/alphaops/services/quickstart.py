@@ -26,6 +26,12 @@ from alphaops.services._common import open_configured_registry
 from alphaops.services.data import check_data, import_files, list_data, open_store
 from alphaops.services.datasets import build_dataset
 from alphaops.services.gates import GateRunSummary, gate_run, scoreboard
+from alphaops.services.journal import (
+    MonitorReport,
+    PerformanceReport,
+    live_performance,
+    monitor_model,
+)
 from alphaops.services.registry import RegistryLocation, promote
 from alphaops.services.replay import ReplayResult, replay_rollout
 from alphaops.services.training import TrainingSummary, train_quickstart_candidates
@@ -82,6 +88,10 @@ class QuickstartResult:
     replay: ReplayResult | None
     versions: list[ModelVersion]
     history: list[AuditRecord]
+    performance: PerformanceReport | None = None
+    """Live performance of every version the replay journaled, beside its backtest."""
+    drift: MonitorReport | None = None
+    """Drift of the served champion's journaled decisions against its training profile."""
 
 
 def run_quickstart(
@@ -144,6 +154,12 @@ def run_quickstart(
             start_ms=int(pd.Timestamp(HOLDOUT_START, tz="UTC").value // 1_000_000),
             label=RULE,
         )
+    performance = drift = None
+    if replay is not None and replay.decisions:
+        key = challenger.rsplit("/", 1)[0] if challenger else ""
+        step(f"live performance and drift of {key} from the journal")
+        performance = live_performance(config, key)
+        drift = monitor_model(config, key)
     with open_configured_registry(config) as registry:
         versions = [v for m in registry.list_models() for v in registry.list_versions(m)]
         history = [record for m in registry.list_models() for record in registry.history(m)]
@@ -161,6 +177,8 @@ def run_quickstart(
         replay,
         versions,
         history,
+        performance,
+        drift,
     )
 
 

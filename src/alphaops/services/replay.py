@@ -7,6 +7,11 @@ and, at the end of every analysis interval, let the rollout controller judge wha
 predictor counted of the challenger (error rate, latency p99, agreement with the champion, hit
 rate) and move the rollout on: shadow → canary percentages → live, or pause, or roll back.
 A bot does the same on the clock with :class:`~alphaops.services.monitor.RolloutMonitor`.
+
+Every decision is journaled (:class:`~alphaops.journal.Journal`), and a simulated trader fills
+the acted decisions the way the backtest gate trades (``long_flat``: long while the decision
+is BUY, flat otherwise) at the bar's close, paying the gate's fee: the journal then holds the
+decisions, fills and round trips of each version, as a live bot's would.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import numpy as np
 from alphaops.core.config import AlphaOpsConfig
 from alphaops.data import Candles
 from alphaops.features import LabelRule, make_labels
+from alphaops.journal import Journal
 from alphaops.registry import RolloutRecord
 from alphaops.rollout import AnalysisPolicy, IntervalStats
-from alphaops.runtime import Bar, LivePredictor, bars_of
+from alphaops.runtime import Bar, LivePredictor, Prediction, bars_of
 from alphaops.services._common import open_configured_registry
 from alphaops.services.rollout import RolloutController
 
@@ -30,6 +36,39 @@ __all__ = ["ReplayInterval", "ReplayResult", "replay_rollout"]
 # Bars of history that warm the predictor up before the first replayed bar: more than any
 # default warm-up.
 WARMUP_BARS = 1024
+NOTIONAL = 1_000.0
+"""Quote currency the simulated trader puts into each position."""
+FEE = 0.0010
+"""The simulated trader's fee per unit of notional traded (the gate's default 10 bps)."""
+
+
+class _Trader:
+    # Fills the acted decisions like the backtest gate's long_flat rule, at the bar's close.
+    def __init__(self, journal: Journal, step_ms: int) -> None:
+        self.journal = journal
+        self.step_ms = step_ms
+        self.qty = 0.0
+        self.fills = 0
+        self.trips = 0
+
+    def on_decision(self, prediction: Prediction, bar: Bar) -> None:
+        want_long = prediction.action == 1
+        if want_long == (self.qty > 0) or prediction.decision_id is None:
+            return
+        qty = NOTIONAL / bar.close if want_long else self.qty
+        result = self.journal.record_fill(
+            client_order_id=prediction.client_order_id(),
+            side="buy" if want_long else "sell",
+            qty=qty,
+            price=bar.close,
+            fee=qty * bar.close * FEE,
+            at=bar.timestamp_ms + self.step_ms,
+            book="replay",
+            exchange_trade_id=f"replay-{prediction.decision_id}",
+        )
+        self.qty = qty if want_long else 0.0
+        self.fills += 1
+        self.trips += result.round_trip is not None
 
 
 @dataclass(frozen=True)
@@ -56,6 +95,10 @@ class ReplayResult:
     challenger: str
     intervals: list[ReplayInterval] = field(default_factory=list)
     final_phase: str = ""
+    decisions: int = 0
+    """Decisions journaled (acted and shadow)."""
+    fills: int = 0
+    round_trips: int = 0
 
     @property
     def served(self) -> dict[str, int]:
@@ -98,7 +141,9 @@ def replay_rollout(
             reason="quickstart: replay the holdout through a live predictor",
         )
         key = record.key
-        with LivePredictor(registry, key, start=False) as live:
+        journal = Journal(registry)
+        trader = _Trader(journal, candles.timeframe.seconds * 1000)
+        with journal, LivePredictor(registry, key, start=False, journal=journal) as live:
             # The history before the first replayed bar warms the features up, as a bot does
             # at start; then bars arrive one at a time through the streaming entry.
             history = candles.frame.iloc[max(0, bar - WARMUP_BARS) : bar]
@@ -111,7 +156,7 @@ def replay_rollout(
             # has the evidence it needs; a failed interval is repeated at the same step.
             while record.active and record.phase != "paused" and bar < len(candles):
                 stats, interval, bar = _interval(
-                    live, candles, bars, bar, min_predictions, outcome, record
+                    live, trader, candles, bars, bar, min_predictions, outcome, record
                 )
                 assert interval is not None  # bar < len(candles)
                 analysis = controller.analyse(key, stats, policy)
@@ -127,13 +172,15 @@ def replay_rollout(
                 )
             if record.phase == "live":  # a day of bars served by the new champion
                 _, interval, bar = _interval(
-                    live, candles, bars, bar, 0, outcome, record, count=bars_after_live
+                    live, trader, candles, bars, bar, 0, outcome, record, count=bars_after_live
                 )
                 if interval is not None:
                     intervals.append(replace(interval, detail="served after the promotion"))
             elif record.active:  # the bars ran out or an analysis paused it: leave it clean
                 record = controller.abort(key, reason="quickstart: the replay ended first")
-    return ReplayResult(challenger, intervals, record.phase)
+            journal.flush()
+            decisions = journal.count_decisions(key)
+    return ReplayResult(challenger, intervals, record.phase, decisions, trader.fills, trader.trips)
 
 
 def _realised_returns(candles: Candles, label: LabelRule) -> dict[int, float]:
@@ -144,6 +191,7 @@ def _realised_returns(candles: Candles, label: LabelRule) -> dict[int, float]:
 
 def _interval(
     live: LivePredictor,
+    trader: _Trader,
     candles: Candles,
     bars: list[Bar],
     start: int,
@@ -163,7 +211,9 @@ def _interval(
         i = stop
         stop += 1
         ts = bars[i].timestamp_ms
-        served[live.on_bar(bars[i], routing_key=ts).ref] += 1
+        prediction = live.on_bar(bars[i], routing_key=ts)
+        served[prediction.ref] += 1
+        trader.on_decision(prediction, bars[i])
         if ts in outcome:  # known at once in a replay; a bot records it when it is realised
             live.record_outcome(ts, outcome[ts])
     stats = live.take_interval_stats()
