@@ -419,6 +419,7 @@ def test_champion_served_predictions_count_nothing(
 BOT_GOING_LIVE = """
 import sys
 import numpy as np
+from alphaops.journal import Journal
 from alphaops.registry import open_registry
 from alphaops.rollout import AnalysisPolicy
 from alphaops.runtime import LivePredictor
@@ -431,7 +432,10 @@ class Clock:
 
 clock = Clock()
 registry = open_registry(sys.argv[1])
-live = LivePredictor(registry, "BTCUSDT/logreg", actions={"down": -1, "up": 1}, start=False)
+journal = Journal(registry)
+live = LivePredictor(
+    registry, "BTCUSDT/logreg", actions={"down": -1, "up": 1}, start=False, journal=journal
+)
 policy = AnalysisPolicy(min_predictions=20, max_latency_p99_s=5.0)
 monitor = RolloutMonitor(registry, live, policy=policy, clock=clock, start=False)
 monitor.tick()
@@ -440,12 +444,15 @@ for i in range(200):
 clock.now += 60.0
 outcome = monitor.tick()
 print(outcome.rollout.phase, registry.aliases("BTCUSDT/logreg")["champion"])
-heavy = ("alphaops.gates", "alphaops.training", "scipy", "matplotlib", "sklearn")
+journal.flush()
+print(journal.count_decisions())
+heavy = ("alphaops.gates", "alphaops.training", "alphaops.monitoring", "scipy", "river",
+         "matplotlib", "sklearn")
 print(sorted({m for m in sys.modules if m.startswith(heavy)}))
 """
 
 
-def test_a_bot_taking_its_rollout_live_imports_no_gates_or_scipy_in_a_fresh_process(
+def test_a_bot_journaling_and_taking_its_rollout_live_imports_no_gates_or_scipy(
     tmp_path: Path, make_bundle: Callable[..., Path]
 ) -> None:
     import subprocess
@@ -466,6 +473,7 @@ def test_a_bot_taking_its_rollout_live_imports_no_gates_or_scipy_in_a_fresh_proc
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    went_live, imported = done.stdout.strip().splitlines()
+    went_live, journaled, imported = done.stdout.strip().splitlines()
     assert went_live == "live 2"
+    assert journaled == "200"
     assert imported == "[]"
