@@ -222,8 +222,11 @@ def test_a_full_queue_drops_and_counts_decisions_instead_of_blocking(
         with _predictor(registry, journal, market) as live:
             served = _serve(live, market, WARM, 20)
         assert all(p.decision_id for p in served)  # the bot got every prediction
+        dropped = [e for e in live.events if e.kind == "journal_dropped"]
         stats = journal.writer_stats()
         assert (stats.dropped, stats.queued, stats.written) == (15, 5, 0)
+        assert len(dropped) == 1  # the first drop is an event, not every one
+        assert "queue full" in dropped[0].detail
         assert journal.flush()
         assert journal.writer_stats().written == 5
         assert [d.id for d in journal.decisions(KEY)] == [p.decision_id for p in served[:5]]

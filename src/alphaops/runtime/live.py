@@ -74,6 +74,7 @@ EventKind = Literal[
     "listening",
     "listen_failed",
     "loader_failed",
+    "journal_dropped",
 ]
 
 
@@ -249,6 +250,7 @@ class LivePredictor:
         self._submit = None if journal is None else journal.submit
         self._id_prefix = secrets.token_hex(6) + "-"
         self._ids = itertools.count(1)
+        self._drops = 0
         self._generations = registry.generation_reader()  # an idle poll: one cheap read
         if load_in not in ("process", "thread"):
             raise UsageError(f"load_in={load_in!r}", fix="pass 'process' or 'thread'")
@@ -432,7 +434,7 @@ class LivePredictor:
         if self._submit is not None:  # a tuple on a deque: the writer thread does the rest
             decision_id = self._id_prefix + format(next(self._ids), "x")
             routing = slot.routing
-            self._submit(
+            queued = self._submit(
                 (
                     decision_id,
                     time.time(),
@@ -449,6 +451,8 @@ class LivePredictor:
                     batch,
                 )
             )
+            if not queued:
+                self._dropped(decision_id)
         return Prediction(
             action, probabilities, model.classes, model.version, role, model.key, decision_id
         )
@@ -513,6 +517,18 @@ class LivePredictor:
             champion_action=acted.action if acted.role == "champion" else None,
             routing_key=routing_key,
         )
+
+    def _dropped(self, decision_id: str) -> None:
+        # The journal's queue is full (its database is down or too slow): the prediction
+        # still serves; the first drop and every 1000th become an event.
+        self._drops += 1
+        if self._drops == 1 or self._drops % 1000 == 0:
+            self._event(
+                "journal_dropped",
+                None,
+                f"journal queue full: {self._drops} decision(s) not journaled (last "
+                f"{decision_id}); see Journal.writer_stats()",
+            )
 
     def _failed(self, model: LoadedModel, exc: BaseException) -> ModelFailedError:
         if isinstance(exc, ModelFailedError):
