@@ -230,3 +230,15 @@ def test_a_full_queue_drops_and_counts_decisions_instead_of_blocking(
         assert journal.flush()
         assert journal.writer_stats().written == 5
         assert [d.id for d in journal.decisions(KEY)] == [p.decision_id for p in served[:5]]
+
+
+def test_a_repeated_fill_without_trade_id_but_other_fee_is_a_conflict_naming_it(
+    registry: Registry, journal: Journal, market: Market
+) -> None:
+    _, t = _opened(journal, registry, market)
+    fill = {"symbol": "BTCUSDT", "side": "sell", "qty": 0.5, "price": 101.0, "at": t}
+    journal.record_fill(**fill, fee=0.1)  # type: ignore[arg-type]
+    with pytest.raises(DataConflictError, match="no exchange trade id") as caught:
+        journal.record_fill(**fill, fee=0.2)  # type: ignore[arg-type]
+    assert "fee 0.1" in str(caught.value)
+    assert len(journal.fills()) == 2

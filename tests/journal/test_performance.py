@@ -262,3 +262,31 @@ def test_live_performance_works_on_daily_equities_and_fx(
     assert report.timeframe == timeframe
     assert drift.bars == 500
     assert drift.worst in ("ok", "warn", "alarm")
+
+
+def test_the_cli_imports_a_csv_of_fills_dry_run_first(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Journal(served.registry) as journal:
+        decided = _serve(served, journal, WARM, 3)
+    t0 = int(served.market.unseen.timestamps_ms[WARM]) + 3_600_000
+    csv = served.home.root / "fills.csv"
+    csv.write_text(
+        "time,side,qty,price,fee,client_order_id,exchange_trade_id\n"
+        f"{t0},buy,0.01,60000,0.6,{decided[0].client_order_id()},X1\n"
+        f"{t0 + 3_600_000},sell,0.01,60600,0.61,{decided[1].client_order_id()},X2\n"
+    )
+    home = str(served.home.root)
+    assert main(["--home", home, "journal", "import-fills", str(csv), "--dry-run", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert (planned["imported"], planned["round_trips"], planned["dry_run"]) == (2, 1, True)
+    assert main(["--home", home, "journal", "import-fills", str(csv)]) == 0
+    assert "2 imported, 0 duplicates, 1 round trips" in capsys.readouterr().out
+    with Journal(served.registry) as journal:
+        [trip] = journal.round_trips(KEY)
+    assert trip.net_pnl == pytest.approx(6.0 - 1.21)
+    assert main(["--home", home, "journal", "import-fills", str(csv)]) == 0
+    assert "0 imported, 2 duplicates" in capsys.readouterr().out
+    missing = served.home.root / "nope.csv"
+    assert main(["--home", home, "journal", "import-fills", str(missing)]) == 1
+    assert "nope.csv" in capsys.readouterr().err

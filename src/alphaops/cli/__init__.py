@@ -122,7 +122,8 @@ def _render_error(exc: AlphaOpsError, wants_json: bool) -> None:
     if wants_json:
         sys.stdout.write(json.dumps(exc.to_dict(), indent=2, default=str) + "\n")
         return
-    err = Console(file=sys.stderr, highlight=False)
+    # soft_wrap: a path or a ref in the message is never broken by an inserted newline.
+    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     err.print(Text.assemble(("error", "bold red"), f" ({exc.code}): {exc.message}"))
     if exc.fix:
         err.print(Text.assemble(("fix", "bold"), f": {exc.fix}"))

@@ -10,6 +10,8 @@ import typer
 
 from alphaops.cli._context import CliContext, get_context
 from alphaops.core.errors import DriftAlarmError
+from alphaops.journal import Journal
+from alphaops.journal.importers import ImportReport, import_fills_csv, import_freqtrade
 from alphaops.registry import Alarm
 from alphaops.services import journal as svc
 from alphaops.services._common import open_configured_registry
@@ -59,6 +61,59 @@ def stats(
     _print(cli, performance_lines(report))
     if html is not None:
         cli.console.print(f"\nreport: {html}", highlight=False)
+
+
+def _imported(cli: CliContext, report: ImportReport, as_json: bool) -> None:
+    if as_json:
+        cli.print_json(report.to_dict())
+        return
+    lines = [report.summary()]
+    lines += [f"  skipped {s.what}: {s.reason}" for s in report.skipped]
+    _print(cli, lines)
+
+
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Check and match, write nothing, say what would be.")
+]
+
+
+@app.command("import-fills")
+def import_fills(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV with time, side, qty, price (+ optional)")],
+    book: Annotated[str, typer.Option(help="The account the fills belong to.")] = "default",
+    symbol: Annotated[str | None, typer.Option(help="Symbol of rows without one.")] = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a CSV of fills (checked whole before anything is written; re-running is safe)."""
+    cli = get_context(ctx)
+    with open_configured_registry(cli.config) as registry, Journal(registry) as journal:
+        report = import_fills_csv(journal, path, book=book, symbol=symbol, dry_run=dry_run)
+    _imported(cli, report, as_json)
+
+
+@app.command("import-freqtrade")
+def import_ft(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="freqtrade's tradesv3.sqlite (opened read-only)")],
+    model: Annotated[
+        str | None, typer.Option(help="Only match decisions of this SYMBOL/TYPE.")
+    ] = None,
+    book: Annotated[str, typer.Option(help="The account the fills belong to.")] = "freqtrade",
+    tolerance_bars: Annotated[
+        int, typer.Option(help="How many bars after a decision an entry may be placed.")
+    ] = 1,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import freqtrade's trades and orders, matched to journaled decisions by tag or time."""
+    cli = get_context(ctx)
+    with open_configured_registry(cli.config) as registry, Journal(registry) as journal:
+        report = import_freqtrade(
+            journal, path, book=book, key=model, tolerance_bars=tolerance_bars, dry_run=dry_run
+        )
+    _imported(cli, report, as_json)
 
 
 def monitor(

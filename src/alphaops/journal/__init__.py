@@ -4,7 +4,8 @@ Rows live in the registry's database (SQLite or PostgreSQL) in append-only table
 :class:`~alphaops.runtime.LivePredictor` given a :class:`Journal` records each decision
 through a bounded queue and a background writer (a prediction never waits on disk); the bot
 reports its fills with :meth:`Journal.record_fill`, and positions that return to flat become
-round trips attributed to the version whose decision opened them.
+round trips attributed to the version whose decision opened them. Fills a bot already
+has come in with :func:`import_fills_csv` and :func:`import_freqtrade`.
 """
 
 from alphaops.journal._journal import FillResult, Journal
@@ -19,19 +20,33 @@ from alphaops.journal._records import (
     decision_of_order,
 )
 from alphaops.journal._writer import JournalConfig, PendingDecision, WriterStats
+from alphaops.journal.importers import (
+    CSV_OPTIONAL,
+    CSV_REQUIRED,
+    ImportReport,
+    Skipped,
+    import_fills_csv,
+    import_freqtrade,
+)
 
 __all__ = [
+    "CSV_OPTIONAL",
+    "CSV_REQUIRED",
     "Decision",
     "DecisionRole",
     "Fill",
     "FillResult",
+    "ImportReport",
     "Journal",
     "JournalConfig",
     "MonitorEvent",
     "PendingDecision",
     "RoundTrip",
     "Side",
+    "Skipped",
     "WriterStats",
     "client_order_id",
     "decision_of_order",
+    "import_fills_csv",
+    "import_freqtrade",
 ]

@@ -338,11 +338,17 @@ class Journal:
             if k in _FILL_FIELDS
         )
         if not same:
+            what = (
+                f"exchange trade {values['exchange_trade_id']!r}"
+                if values["exchange_trade_id"] is not None
+                else f"the same {values['side']} of {values['qty']:g} @ {values['price']:g} at "
+                f"{values['at'].isoformat()} (no exchange trade id)"
+            )
             raise DataConflictError(
-                f"exchange trade {values['exchange_trade_id']!r} of {values['symbol']} is already "
-                f"journaled with other figures (fill {existing.id}: {existing.side} "
-                f"{existing.qty:g} @ {existing.price:g})",
-                fix="report each exchange trade once, with the exchange's figures",
+                f"{what} of {values['symbol']} is already journaled with other figures (fill "
+                f"{existing.id}: fee {existing.fee:g}, funding {existing.funding:g}, reason "
+                f"{existing.reason!r})",
+                fix="report each fill once, with the exchange's figures (and its trade id)",
             )
         return existing
 
