@@ -1,0 +1,42 @@
+"""The background writer's SQLite fast path stores exactly what SQLAlchemy would store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from alphaops.journal import Decision, Journal, JournalConfig
+from alphaops.registry import open_registry
+
+
+def test_submitted_decisions_are_stored_byte_for_byte_like_synchronously_written_ones(
+    tmp_path: Path,
+) -> None:
+    batch = np.linspace(-1.5, 2.5, 11, dtype=np.float32)[np.newaxis]
+    at, bar_ms = 1_735_689_600.123456, 1_735_686_000_000
+    probabilities = (0.1, 0.2, 0.7000000000000001)
+    with open_registry(tmp_path / "home") as registry:
+        with Journal(registry, JournalConfig(store_inputs=True)) as journal:
+            journal.submit(
+                ("aaaaaaaaaaaa-1", at, bar_ms, "BTCUSDT", "lightgbm", 3, "f" * 64, "shadow",
+                 "r1", 42, -1, probabilities, batch)
+            )  # fmt: skip
+            assert journal.flush()
+            [fast] = journal.decisions("BTCUSDT/lightgbm")
+            journal.write_decisions(
+                [
+                    Decision(
+                        "aaaaaaaaaaaa-2", datetime.fromtimestamp(at, UTC),
+                        datetime.fromtimestamp(bar_ms / 1000, UTC), "BTCUSDT", "lightgbm", 3,
+                        "f" * 64, "shadow", "r1", "42", -1, probabilities, fast.input_sha256,
+                        tuple(float(v) for v in batch[0]),
+                    )
+                ]
+            )  # fmt: skip
+        with registry.database.read() as conn:
+            rows = conn.exec_driver_sql("SELECT * FROM decisions ORDER BY id").all()
+    assert [tuple(rows[0])[1:]] == [tuple(rows[1])[1:]]
+    assert fast.input_row == tuple(float(v) for v in batch[0])
+    assert fast.probabilities == probabilities
