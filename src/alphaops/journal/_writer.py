@@ -12,6 +12,7 @@ the order they were submitted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -92,12 +93,20 @@ _COLUMNS = (
     "id, at, bar_time, symbol, model_type, version, manifest_sha256, role, rollout_id, "
     "routing_key, action, probabilities, input_sha256, input_row"
 )
-_SQLITE_INSERT = f"INSERT INTO decisions ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+_CHUNK_ROWS = 32
+"""Rows per multi-row INSERT (14 parameters each: far below SQLite's 32,766 limit)."""
 
 
-def _sqlite_time(seconds: float) -> str:
-    # SQLAlchemy's SQLite DATETIME storage format (naive UTC, microseconds).
-    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+@functools.lru_cache(maxsize=8)
+def _sqlite_insert(rows: int) -> str:
+    one = "(" + ", ".join("?" * 14) + ")"
+    return f"INSERT INTO decisions ({_COLUMNS}) VALUES " + ", ".join([one] * rows)
+
+
+def _sqlite_times(microseconds: npt.NDArray[np.float64]) -> list[str]:
+    # SQLAlchemy's SQLite DATETIME storage format (naive UTC, "YYYY-MM-DD HH:MM:SS.ffffff").
+    stamps = np.rint(microseconds).astype(np.int64).astype("datetime64[us]")
+    return [text.replace("T", " ") for text in np.datetime_as_string(stamps, unit="us").tolist()]
 
 
 def _json_floats(values: Sequence[float]) -> str:
@@ -193,7 +202,14 @@ class JournalWriter:
         try:
             with self._database.write() as conn:
                 if self._raw:
-                    conn.exec_driver_sql(_SQLITE_INSERT, [self._sqlite_row(i) for i in items])
+                    # One multi-row INSERT per chunk: sqlite3 releases the GIL around every
+                    # statement step, so row-by-row executemany would hand the GIL back and
+                    # forth with a busy bot thread once per row (each handoff delays a
+                    # prediction); a chunk is one step.
+                    for start in range(0, len(items), _CHUNK_ROWS):
+                        chunk = items[start : start + _CHUNK_ROWS]
+                        values = self._sqlite_values(chunk)
+                        conn.exec_driver_sql(_sqlite_insert(len(chunk)), values)
                 else:
                     conn.execute(self._insert, [self._row(item) for item in items])
         except Exception as exc:
@@ -213,43 +229,37 @@ class JournalWriter:
             self._done.notify_all()
         return True
 
-    def _sqlite_row(self, item: PendingDecision) -> tuple[Any, ...]:
+    def _sqlite_values(self, chunk: Sequence[PendingDecision]) -> tuple[Any, ...]:
         # Exactly what SQLAlchemy would store (its SQLite DATETIME text, its JSON text), built
-        # without its per-row processors.
-        (
-            decision_id,
-            at,
-            bar_ms,
-            symbol,
-            model_type,
-            version,
-            manifest_sha256,
-            role,
-            rollout_id,
-            routing_key,
-            action,
-            probabilities,
-            batch,
-        ) = item
-        row = "null"
-        if self._config.store_inputs:
-            row = _json_floats(batch.reshape(-1, batch.shape[-1])[-1].tolist())
-        return (
-            decision_id,
-            _sqlite_time(at),
-            None if bar_ms is None else _sqlite_time(bar_ms / 1000.0),
-            symbol,
-            model_type,
-            version,
-            manifest_sha256,
-            role,
-            rollout_id,
-            None if routing_key is None else str(routing_key)[:128],
-            action,
-            _json_floats(probabilities),
-            _hash(batch),
-            row,
-        )
+        # without its per-row processors; the times of a chunk are formatted in one NumPy call.
+        ats = _sqlite_times(np.array([item[1] for item in chunk]) * 1e6)
+        bars = [item[2] for item in chunk]
+        known = [ms for ms in bars if ms is not None]
+        texts = iter(_sqlite_times(np.array(known, dtype=np.float64) * 1e3) if known else [])
+        values: list[Any] = []
+        for item, at, bar_ms in zip(chunk, ats, bars, strict=True):
+            batch = item[12]
+            row = "null"
+            if self._config.store_inputs:
+                row = _json_floats(batch.reshape(-1, batch.shape[-1])[-1].tolist())
+            routing_key = item[9]
+            values += (
+                item[0],
+                at,
+                None if bar_ms is None else next(texts),
+                item[3],
+                item[4],
+                item[5],
+                item[6],
+                item[7],
+                item[8],
+                None if routing_key is None else str(routing_key)[:128],
+                item[10],
+                _json_floats(item[11]),
+                _hash(batch),
+                row,
+            )
+        return tuple(values)
 
     def _row(self, item: PendingDecision) -> dict[str, Any]:
         (
