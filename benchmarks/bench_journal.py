@@ -62,7 +62,10 @@ Back to back, the writer thread needs the GIL for about ``writer_row_us`` per de
 the predictor never lets go of it except inside onnxruntime, so every prediction made while
 the writer works pays a GIL handoff: that, not the hot path, is ``onbar_added_p50_us`` and
 the p99 ratio. At a bot's pace (``paced_*``), or in a burst of bars shorter than the flush
-interval, the writer works between predictions and the goals hold.
+interval, the writer works between predictions and the goals hold. ``*_proc_*``: the same
+predictions journaled with ``JournalConfig(writer="process")`` (one pipe write per
+decision, the writing in a helper process): no writer thread in the bot, so back to back
+it pays about its hot path only; ``proc_dropped`` counts what a full pipe refused.
 """
 
 from __future__ import annotations
@@ -183,6 +186,9 @@ def _compare(
     figures[f"{prefix}_p99_on_over_off"] = figures[f"{prefix}_on_p99_us"] / off[1]
     if f"{prefix}_idle_p50_us" in figures:
         figures[f"{prefix}_hot_path_added_p50_us"] = figures[f"{prefix}_idle_p50_us"] - off[0]
+    if f"{prefix}_proc_p50_us" in figures:
+        figures[f"{prefix}_proc_added_p50_us"] = figures[f"{prefix}_proc_p50_us"] - off[0]
+        figures[f"{prefix}_proc_p99_over_off"] = figures[f"{prefix}_proc_p99_us"] / off[1]
     figures[f"{prefix}_committed_during_blocks"] = shares["on"]
     figures[f"{prefix}_samples_per_side"] = len(times["on"])
     return figures
@@ -223,8 +229,10 @@ def _latency(reg: Registry, unseen: Any, rows: np.ndarray) -> dict[str, Any]:
     off = LivePredictor(reg, KEY, journal=None, **opts)
     on = LivePredictor(reg, KEY, journal=journal, **opts)
     on_idle = LivePredictor(reg, KEY, journal=idle, **opts)
+    proc = Journal(reg, JournalConfig(writer="process"))
+    on_proc = LivePredictor(reg, KEY, journal=proc, **opts)
     try:
-        for live in (off, on, on_idle):
+        for live in (off, on, on_idle, on_proc):
             live.warm_up(warm)
         # 1. on_bar back to back
         n = (ROUNDS + 1) * BLOCK_BARS
@@ -233,6 +241,7 @@ def _latency(reg: Registry, unseen: Any, rows: np.ndarray) -> dict[str, Any]:
             "off": (off.on_bar, None),
             "on": (on.on_bar, journal),
             "idle": (on_idle.on_bar, idle),
+            "proc": (on_proc.on_bar, proc),
         }
         before = journal.writer_stats()
         figures |= _compare("onbar", _interleaved(sides, blocks))
@@ -244,6 +253,7 @@ def _latency(reg: Registry, unseen: Any, rows: np.ndarray) -> dict[str, Any]:
             "off": (off.predict, None),
             "on": (on.predict, journal),
             "idle": (on_idle.predict, idle),
+            "proc": (on_proc.predict, proc),
         }
         before = journal.writer_stats()
         figures |= _compare("predict", _interleaved(sides, [items] * (ROUNDS + 1)))
@@ -251,18 +261,26 @@ def _latency(reg: Registry, unseen: Any, rows: np.ndarray) -> dict[str, Any]:
         # 3. on_bar at a bot's pace (the bars after the back-to-back ones)
         rest = bars[n : n + PACED_ROUNDS * PACED_BLOCK]
         blocks = [rest[i : i + PACED_BLOCK] for i in range(0, len(rest), PACED_BLOCK)]
-        sides = {"off": (off.on_bar, None), "on": (on.on_bar, journal)}
+        sides = {
+            "off": (off.on_bar, None),
+            "on": (on.on_bar, journal),
+            "proc": (on_proc.on_bar, proc),
+        }
         before = journal.writer_stats()
         figures |= _compare("paced", _interleaved(sides, blocks, _paced, warm_block=False))
         figures["paced_written"], figures["paced_dropped"] = _stats_delta(journal, before)
         figures["paced_interval_ms"] = PACE_S * 1e3
         figures["writer_failed_commits"] = journal.writer_stats().failed_commits
+        proc.flush()
+        proc_stats = proc.writer_stats()
+        figures["proc_written"], figures["proc_dropped"] = proc_stats.written, proc_stats.dropped
         figures["journaled_total"] = journal.count_decisions(KEY)
     finally:
-        for live in (off, on, on_idle):
+        for live in (off, on, on_idle, on_proc):
             live.close()
         journal.close()
         idle.close()
+        proc.close()
     return figures
 
 
@@ -288,7 +306,7 @@ def _pending(model: Any, rows: np.ndarray, stamps: np.ndarray) -> list[PendingDe
 
 
 def _throughput(root: Path, model: Any, rows: np.ndarray, stamps: np.ndarray) -> dict[str, Any]:
-    from alphaops.journal._writer import JournalWriter
+    from alphaops.journal._writer import _row_dict, _sqlite_values, prepare
 
     figures: dict[str, Any] = {"decisions": N_DECISIONS}
     pending = _pending(model, rows, stamps)
@@ -316,14 +334,13 @@ def _throughput(root: Path, model: Any, rows: np.ndarray, stamps: np.ndarray) ->
         db = Path(reg.database.url.removeprefix("sqlite:///"))
         # Where the writer's time goes: tuple -> SQLite row (all under the GIL), and the
         # SQLAlchemy Core insert of ready rows that the PostgreSQL path uses, as a reference.
-        writer = JournalWriter.__new__(JournalWriter)
-        writer._config = config
         sample = pending[:20_000]
         began = time.perf_counter()
         for i in range(0, len(sample), 32):
-            writer._sqlite_values(sample[i : i + 32])
+            prepared = [prepare(item, store_inputs=False) for item in sample[i : i + 32]]
+            _sqlite_values(prepared)
         figures["writer_row_us"] = (time.perf_counter() - began) / len(sample) * 1e6
-        ready = [writer._row(item) for item in sample]
+        ready = [_row_dict(prepare(item, store_inputs=False)) for item in sample]
     with open_registry(root / "rows", actor="bot") as reg:
         from sqlalchemy import insert
 
@@ -336,7 +353,7 @@ def _throughput(root: Path, model: Any, rows: np.ndarray, stamps: np.ndarray) ->
                 conn.execute(statement, ready[i : i + BATCH])
         figures["core_insert_us"] = (time.perf_counter() - began) / len(ready) * 1e6
     # write_decisions with ready Decision objects (built untimed)
-    decisions = [_decision(row) for row in map(writer._row, pending)]
+    decisions = [_decision(_row_dict(prepare(item, store_inputs=False))) for item in pending]
     with open_registry(root / "sync", actor="bot") as reg:
         journal = Journal(reg)
         began = time.perf_counter()

@@ -11,7 +11,7 @@ import pytest
 
 from alphaops.data.candles import Candles
 from alphaops.features import FeatureSpec, LabelRule
-from alphaops.journal import Journal
+from alphaops.journal import Journal, JournalConfig
 from alphaops.registry import Registry, open_registry
 from alphaops.registry.testing import record_passing_gates
 from alphaops.training import TrainingJob
@@ -64,7 +64,8 @@ def registry(db_url: str, tmp_path: Path, trained: list[TrainedBundle]) -> Itera
     reg.close()
 
 
-@pytest.fixture
-def journal(registry: Registry) -> Iterator[Journal]:
-    with Journal(registry) as opened:
+@pytest.fixture(params=["thread", "process"])
+def journal(registry: Registry, request: pytest.FixtureRequest) -> Iterator[Journal]:
+    """A journal whose decisions go through a writer thread, or a writer process."""
+    with Journal(registry, JournalConfig(writer=request.param)) as opened:
         yield opened

@@ -44,6 +44,7 @@ from alphaops.journal._records import (
     RoundTrip,
     decision_of_order,
 )
+from alphaops.journal._sink import ProcessWriter
 from alphaops.journal._writer import JournalConfig, JournalWriter, PendingDecision, WriterStats
 from alphaops.registry import ModelKey, Registry, parse_key
 
@@ -118,16 +119,28 @@ class Journal:
         self.database = registry.database
         self.config = config or JournalConfig()
         self.actor = actor or registry.actor
-        self._writer: JournalWriter | None = None
+        self._writer: JournalWriter | ProcessWriter | None = None
 
     # -- decisions -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer now (idempotent) rather than on the first decision, so that the
+        first prediction does not pay for a thread (or a writer process) starting."""
+        if self._writer is None:
+            self._writer = self._new_writer()
 
     def submit(self, item: PendingDecision) -> bool:
         """Queue one decision for the background writer; never blocks, False if dropped."""
         writer = self._writer
         if writer is None:
-            writer = self._writer = JournalWriter(self.database, self.config)
+            writer = self._writer = self._new_writer()
         return writer.submit(item)
+
+    def _new_writer(self) -> JournalWriter | ProcessWriter:
+        in_memory = self.database.url in ("sqlite://", "sqlite:///:memory:")
+        if self.config.writer == "process" and not in_memory:
+            return ProcessWriter(self.database, self.config)
+        return JournalWriter(self.database, self.config)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Commit every queued decision; return False if the database did not take them."""

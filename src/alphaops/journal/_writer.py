@@ -22,17 +22,25 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 
 from alphaops.journal import _tables as tables
 from alphaops.registry import Database
 
-__all__ = ["JournalConfig", "JournalWriter", "PendingDecision", "WriterStats"]
+__all__ = [
+    "JournalConfig",
+    "JournalWriter",
+    "PendingDecision",
+    "Prepared",
+    "WriterStats",
+    "insert_decisions",
+    "prepare",
+]
 
 PendingDecision = tuple[
     str,  # decision id
@@ -68,6 +76,12 @@ class JournalConfig(BaseModel):
     that drift can be computed from the journal alone; a hash of the input is always kept."""
     retry_s: float = Field(1.0, gt=0)
     """Pause before retrying a batch whose commit failed (the batch is kept, in order)."""
+    writer: Literal["thread", "process"] = "thread"
+    """``thread``: a daemon thread of the bot commits (no extra process). ``process``: each
+    decision is written to a pipe in one system call and a helper process commits, so the
+    bot's interpreter does none of the writing (for bots predicting thousands of times a
+    second; see ``alphaops.journal._sink``); a bot killed with ``kill -9`` then loses nothing
+    it had handed over."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,100 @@ def _json_floats(values: Sequence[float]) -> str:
     return json.dumps(list(values))
 
 
+Prepared = tuple[
+    str,  # decision id
+    float,  # epoch seconds
+    int | None,  # bar open time, ms
+    str,  # symbol
+    str,  # model type
+    int,  # version
+    str,  # manifest sha256
+    str,  # role
+    str | None,  # rollout id
+    str | None,  # routing key
+    int,  # action
+    tuple[float, ...],  # probabilities
+    str,  # input sha256
+    list[float] | None,  # the decided bar's input row (store_inputs)
+]
+"""A decision reduced to plain values: what is stored (and what crosses a process pipe)."""
+
+
+def prepare(item: PendingDecision, *, store_inputs: bool) -> Prepared:
+    """Hash the input (and keep its last row when asked): the decision as plain values."""
+    batch = item[12]
+    row = batch.reshape(-1, batch.shape[-1])[-1].tolist() if store_inputs else None
+    routing_key = item[9]
+    return (
+        item[0],
+        item[1],
+        item[2],
+        item[3],
+        item[4],
+        item[5],
+        item[6],
+        item[7],
+        item[8],
+        None if routing_key is None else str(routing_key)[:128],
+        item[10],
+        tuple(item[11]),
+        _hash(batch),
+        row,
+    )
+
+
+def insert_decisions(conn: Connection, rows: Sequence[Prepared]) -> None:
+    """Insert prepared decisions in the open transaction ``conn``."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(tables.decisions), [_row_dict(r) for r in rows])
+        return
+    # One multi-row INSERT per chunk of pre-formatted values: sqlite3 releases the GIL around
+    # every statement step, so a row-by-row executemany would hand the GIL back and forth
+    # with a busy bot thread once per row (each handoff delays a prediction); a chunk is one
+    # step, and the values are exactly what SQLAlchemy would store, built without its
+    # per-row processors.
+    for start in range(0, len(rows), _CHUNK_ROWS):
+        chunk = rows[start : start + _CHUNK_ROWS]
+        conn.exec_driver_sql(_sqlite_insert(len(chunk)), _sqlite_values(chunk))
+
+
+def _sqlite_values(chunk: Sequence[Prepared]) -> tuple[Any, ...]:
+    ats = _sqlite_times(np.array([r[1] for r in chunk]) * 1e6)
+    known = [r[2] for r in chunk if r[2] is not None]
+    bars = iter(_sqlite_times(np.array(known, dtype=np.float64) * 1e3) if known else [])
+    values: list[Any] = []
+    for r, at in zip(chunk, ats, strict=True):
+        values += (
+            r[0],
+            at,
+            None if r[2] is None else next(bars),
+            *r[3:11],
+            _json_floats(r[11]),
+            r[12],
+            "null" if r[13] is None else _json_floats(r[13]),
+        )
+    return tuple(values)
+
+
+def _row_dict(r: Prepared) -> dict[str, Any]:
+    return {
+        "id": r[0],
+        "at": _utc(r[1]),
+        "bar_time": None if r[2] is None else _utc(r[2] / 1000.0),
+        "symbol": r[3],
+        "model_type": r[4],
+        "version": r[5],
+        "manifest_sha256": r[6],
+        "role": r[7],
+        "rollout_id": r[8],
+        "routing_key": r[9],
+        "action": r[10],
+        "probabilities": list(r[11]),
+        "input_sha256": r[12],
+        "input_row": r[13],
+    }
+
+
 class JournalWriter:
     """Drain submitted decisions into the ``decisions`` table from a daemon thread."""
 
@@ -140,8 +248,6 @@ class JournalWriter:
         self._failed = 0
         self._last_error: str | None = None
         self._on_error = on_error
-        self._insert = insert(tables.decisions)
-        self._raw = database.dialect == "sqlite"
         self._thread = threading.Thread(target=self._run, name="alphaops-journal", daemon=True)
         self._thread.start()
 
@@ -200,18 +306,10 @@ class JournalWriter:
         # Peek, commit, then pop: a failed commit leaves the batch at the head, in order.
         items = [queue[i] for i in range(count)]
         try:
+            store = self._config.store_inputs
+            rows = [prepare(item, store_inputs=store) for item in items]
             with self._database.write() as conn:
-                if self._raw:
-                    # One multi-row INSERT per chunk: sqlite3 releases the GIL around every
-                    # statement step, so row-by-row executemany would hand the GIL back and
-                    # forth with a busy bot thread once per row (each handoff delays a
-                    # prediction); a chunk is one step.
-                    for start in range(0, len(items), _CHUNK_ROWS):
-                        chunk = items[start : start + _CHUNK_ROWS]
-                        values = self._sqlite_values(chunk)
-                        conn.exec_driver_sql(_sqlite_insert(len(chunk)), values)
-                else:
-                    conn.execute(self._insert, [self._row(item) for item in items])
+                insert_decisions(conn, rows)
         except Exception as exc:
             with self._done:
                 self._in_flight = 0
@@ -228,71 +326,3 @@ class JournalWriter:
             self._written += count
             self._done.notify_all()
         return True
-
-    def _sqlite_values(self, chunk: Sequence[PendingDecision]) -> tuple[Any, ...]:
-        # Exactly what SQLAlchemy would store (its SQLite DATETIME text, its JSON text), built
-        # without its per-row processors; the times of a chunk are formatted in one NumPy call.
-        ats = _sqlite_times(np.array([item[1] for item in chunk]) * 1e6)
-        bars = [item[2] for item in chunk]
-        known = [ms for ms in bars if ms is not None]
-        texts = iter(_sqlite_times(np.array(known, dtype=np.float64) * 1e3) if known else [])
-        values: list[Any] = []
-        for item, at, bar_ms in zip(chunk, ats, bars, strict=True):
-            batch = item[12]
-            row = "null"
-            if self._config.store_inputs:
-                row = _json_floats(batch.reshape(-1, batch.shape[-1])[-1].tolist())
-            routing_key = item[9]
-            values += (
-                item[0],
-                at,
-                None if bar_ms is None else next(texts),
-                item[3],
-                item[4],
-                item[5],
-                item[6],
-                item[7],
-                item[8],
-                None if routing_key is None else str(routing_key)[:128],
-                item[10],
-                _json_floats(item[11]),
-                _hash(batch),
-                row,
-            )
-        return tuple(values)
-
-    def _row(self, item: PendingDecision) -> dict[str, Any]:
-        (
-            decision_id,
-            at,
-            bar_ms,
-            symbol,
-            model_type,
-            version,
-            manifest_sha256,
-            role,
-            rollout_id,
-            routing_key,
-            action,
-            probabilities,
-            batch,
-        ) = item
-        row = None
-        if self._config.store_inputs:
-            row = [float(v) for v in batch.reshape(-1, batch.shape[-1])[-1]]
-        return {
-            "id": decision_id,
-            "at": _utc(at),
-            "bar_time": None if bar_ms is None else _utc(bar_ms / 1000.0),
-            "symbol": symbol,
-            "model_type": model_type,
-            "version": version,
-            "manifest_sha256": manifest_sha256,
-            "role": role,
-            "rollout_id": rollout_id,
-            "routing_key": None if routing_key is None else str(routing_key)[:128],
-            "action": action,
-            "probabilities": list(probabilities),
-            "input_sha256": _hash(batch),
-            "input_row": row,
-        }

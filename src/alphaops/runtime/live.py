@@ -247,6 +247,8 @@ class LivePredictor:
         self._tally = ChallengerTally()
         self._feed = Feed()
         self.journal = journal
+        if journal is not None:
+            journal.start()
         self._submit = None if journal is None else journal.submit
         self._id_prefix = secrets.token_hex(6) + "-"
         self._ids = itertools.count(1)
