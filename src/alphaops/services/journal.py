@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -456,4 +456,4 @@ def _record(
             key, kind=kind, detail={"summary": summary, "status": worst}, version=version
         )
     )
-    return MonitorReport(**{**report.__dict__, "alarm": alarm})
+    return replace(report, alarm=alarm)
