@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
 
 from alphaops.cli._context import get_context
 from alphaops.data import DownloadProgress
@@ -48,36 +48,69 @@ def import_(
         on_conflict="replace" if replace else "raise",
         assume_utc=assume_utc,
     )
-    rows = [
+    if len(outcomes) == 1:  # one file: its error is the command's error
+        outcomes[0].raise_for_error()
+    done = [(o.path, *o.raise_for_error()) for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    rows: list[dict[str, object]] = [
         {
-            "path": str(o.path),
-            "symbol": o.candles.symbol,
-            "timeframe": str(o.candles.timeframe),
-            "read": len(o.candles),
-            "added": o.result.added,
-            "already_present": o.result.already_present,
-            "replaced": o.result.replaced,
-            "stored_rows": o.result.rows,
-            "gaps": o.candles.gaps.to_dict(),
+            "path": str(path),
+            "symbol": candles.symbol,
+            "timeframe": str(candles.timeframe),
+            "read": len(candles),
+            "added": result.added,
+            "already_present": result.already_present,
+            "replaced": result.replaced,
+            "stored_rows": result.rows,
+            "gaps": candles.gaps.to_dict(),
         }
-        for o in outcomes
+        for path, candles, result in done
+    ]
+    refused = [
+        {"path": str(o.path), "error": o.error.to_dict()} for o in failed if o.error is not None
     ]
     if as_json:
-        cli.print_json(rows)
-        return
-    table = Table("file", "symbol", "tf", "read", "added", "already stored", "gaps (missing bars)")
-    for r in rows:
-        gaps = r["gaps"]
-        table.add_row(
-            Path(str(r["path"])).name,
-            str(r["symbol"]),
-            str(r["timeframe"]),
-            f"{r['read']:,}",
-            f"{r['added']:,}",
-            f"{r['already_present']:,}",
-            f"{gaps['count']} ({gaps['missing_bars']})",  # type: ignore[index]
-        )
-    cli.console.print(table)
+        cli.print_json(rows + refused)
+    else:
+        if rows and not cli.console.is_terminal:  # piped: plain lines, nothing cut or wrapped
+            for r in rows:
+                gaps = r["gaps"]
+                cli.console.print(
+                    f"{r['path']}: {r['symbol']} {r['timeframe']}, read {r['read']}, added "
+                    f"{r['added']}, already stored {r['already_present']}, gaps "
+                    f"{gaps['count']} ({gaps['missing_bars']} missing bars)",  # type: ignore[index]
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        elif rows:
+            table = Table(
+                Column("file", overflow="fold"),  # a file name is folded, never cut
+                "symbol", "tf", "read", "added", "already stored", "gaps (missing bars)",
+            )  # fmt: skip
+            for r in rows:
+                gaps = r["gaps"]
+                table.add_row(
+                    Path(str(r["path"])).name,
+                    str(r["symbol"]),
+                    str(r["timeframe"]),
+                    f"{r['read']:,}",
+                    f"{r['added']:,}",
+                    f"{r['already_present']:,}",
+                    f"{gaps['count']} ({gaps['missing_bars']})",  # type: ignore[index]
+                )
+            cli.console.print(table)
+        for o in failed:
+            assert o.error is not None
+            cli.err.print(
+                f"not imported: {o.path} ({o.error.code}): {o.error}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+    if failed:  # every outcome is reported above; the exit code says some file failed
+        assert failed[0].error is not None
+        raise typer.Exit(failed[0].error.exit_code)
 
 
 @app.command("list")

@@ -167,11 +167,16 @@ def _rows(mask: np.ndarray[Any, np.dtype[np.bool_]]) -> tuple[int, tuple[int, ..
 
 
 def validate_frame(
-    frame: pd.DataFrame, *, symbol: str, timeframe: str | Timeframe
+    frame: pd.DataFrame,
+    *,
+    symbol: str,
+    timeframe: str | Timeframe,
+    now_ms: int | None = None,
 ) -> ValidationReport:
     """Check a candle frame against the canonical contract; never modify it.
 
-    Rows in messages are 0-based positions in ``frame``.
+    Rows in messages are 0-based positions in ``frame``. Candles opening after ``now_ms``
+    (default: the clock) are refused: they cannot have closed.
     """
     tf = Timeframe.parse(timeframe)
     sym = normalize_symbol(symbol)
@@ -248,6 +253,26 @@ def validate_frame(
         np.concatenate([[False], (diffs > 0) & (diffs < step_ms)]),
         f"the data looks finer than {tf}: declare its real timeframe or resample it",
     )
+    # Coarser than declared: most candles are several bars apart (1h data declared 5m would
+    # otherwise be stored as 5m candles full of gaps). Weekends and holidays of a trading
+    # calendar leave most steps at one bar, so they do not trip this.
+    positive = diffs[diffs > 0]
+    if positive.size >= 2 and float(np.median(positive)) > step_ms:
+        typical = Timeframe.parse(f"{max(1, int(np.median(positive)) // 1000)}s")
+        add(
+            "timeframe_mismatch",
+            f"{{count}} of {positive.size} consecutive candles are more than {tf} apart "
+            f"(typically {typical})",
+            np.concatenate([[False], diffs > step_ms]),
+            f"the data looks like {typical} candles: declare --timeframe {typical}",
+        )
+    latest = (pd.Timestamp.now(tz="UTC").value // 1_000_000) if now_ms is None else now_ms
+    add(
+        "timestamp_future",
+        f"{{count}} candle(s) open after now ({_iso_ms(latest)}), so they cannot be closed",
+        values > latest,
+        "check the timestamp unit (seconds vs milliseconds) and the clock of the source",
+    )
     numeric: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
     for column in (*PRICE_COLUMNS, "volume"):
         try:
@@ -294,6 +319,10 @@ def validate_frame(
     return ValidationReport(
         sym, tf, len(frame), tuple(problems), gaps, ts_utc.iloc[0], ts_utc.iloc[-1]
     )
+
+
+def _iso_ms(ms: int) -> str:
+    return pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
 
 
 def _gaps(

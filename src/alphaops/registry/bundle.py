@@ -236,7 +236,16 @@ def write_bundle(
     contents.update({f"reports/{k}": v for k, v in (reports or {}).items()})
     entries = [FileEntry(path=k, sha256=sha256_bytes(v), size=len(v)) for k, v in contents.items()]
     fields = dict(manifest) | {"files": entries, "created_at": datetime.now(UTC)}
-    checked = Manifest.model_validate(json.loads(json.dumps(fields, default=_json_default)))
+    try:
+        checked = Manifest.model_validate(json.loads(json.dumps(fields, default=_json_default)))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UsageError(
+            f"cannot write bundle {folder}: the manifest fields are invalid: {problems}",
+            fix="correct the named fields (see docs/manifest.schema.json)",
+        ) from exc
     for name, data in contents.items():
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from alphaops.core.names import validate_name
+from alphaops.core.names import normalize_symbol, validate_name
 
 __all__ = [
     "MANIFEST_FILE",
@@ -47,7 +47,20 @@ MANIFEST_SCHEMA_VERSION = 1
 
 Scalar = str | int | float | bool | None
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex sha256.")]
-Symbol = Annotated[str, AfterValidator(lambda v: validate_name(v, kind="symbol"))]
+
+
+def _canonical_symbol(value: str) -> str:
+    # References are upper-cased when parsed, so a lower-case symbol would be unreachable.
+    canonical = normalize_symbol(validate_name(value, kind="symbol"))
+    if canonical != value:
+        raise ValueError(
+            f"symbol {value!r} is not in canonical form: write {canonical!r} (upper case, no "
+            "exchange separators)"
+        )
+    return value
+
+
+Symbol = Annotated[str, AfterValidator(_canonical_symbol)]
 ModelType = Annotated[str, AfterValidator(lambda v: validate_name(v, kind="model type"))]
 
 

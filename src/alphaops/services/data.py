@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from alphaops.core.config import AlphaOpsConfig
-from alphaops.core.errors import UsageError
+from alphaops.core.errors import AlphaOpsError, UsageError
 from alphaops.core.home import AlphaOpsHome
 from alphaops.core.names import normalize_symbol
 from alphaops.core.timeframes import Timeframe
@@ -48,11 +48,25 @@ def open_store(config: AlphaOpsConfig) -> CandleStore:
 
 @dataclass(frozen=True)
 class ImportOutcome:
-    """One imported file: what it held and what the store did with it."""
+    """One file: what it held and what the store did with it, or why it was refused."""
 
     path: Path
-    candles: Candles
-    result: AppendResult
+    candles: Candles | None
+    result: AppendResult | None
+    error: AlphaOpsError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the file was imported."""
+        return self.error is None
+
+    def raise_for_error(self) -> tuple[Candles, AppendResult]:
+        """Return the candles and the store's result, or raise why the file was refused."""
+        if self.error is not None:
+            raise self.error
+        assert self.candles is not None
+        assert self.result is not None
+        return self.candles, self.result
 
 
 def import_files(
@@ -67,6 +81,8 @@ def import_files(
     """Read, validate and append each file to the store (nothing is stored from a bad file).
 
     Without ``symbol``/``timeframe`` they are taken from names like ``BTCUSDT-1h.parquet``.
+    Every file is tried: a bad file is reported in its outcome (``error``) and the others are
+    still imported, so the outcomes say exactly what is stored.
     """
     if not paths:
         raise UsageError("no files to import", fix="name one or more candle files")
@@ -78,18 +94,23 @@ def import_files(
     store = open_store(config)
     outcomes = []
     for path in paths:
-        inferred_symbol, inferred_tf = (
-            infer_symbol_timeframe(path) if symbol is None or timeframe is None else (None, None)
-        )
-        candles = read_candles(
-            path,
-            symbol=symbol or str(inferred_symbol),
-            timeframe=timeframe or Timeframe.parse(str(inferred_tf)),
-            assume_utc=assume_utc,
-        )
-        outcomes.append(
-            ImportOutcome(path, candles, store.append(candles, on_conflict=on_conflict))
-        )
+        try:
+            inferred_symbol, inferred_tf = (
+                infer_symbol_timeframe(path)
+                if symbol is None or timeframe is None
+                else (None, None)
+            )
+            candles = read_candles(
+                path,
+                symbol=symbol or str(inferred_symbol),
+                timeframe=timeframe or Timeframe.parse(str(inferred_tf)),
+                assume_utc=assume_utc,
+            )
+            result = store.append(candles, on_conflict=on_conflict)
+        except AlphaOpsError as exc:
+            outcomes.append(ImportOutcome(path, None, None, exc))
+            continue
+        outcomes.append(ImportOutcome(path, candles, result))
     return outcomes
 
 

@@ -112,7 +112,7 @@ def run_quickstart(
         (outcome,) = import_files(
             config, [sample.path], symbol=sample.symbol, timeframe=str(sample.timeframe)
         )
-        imported[sample.symbol] = outcome.result.added
+        imported[sample.symbol] = outcome.raise_for_error()[1].added
     step("check the stored candles")
     checks = [check_data(config, s.symbol, str(s.timeframe)) for s in samples]
     for report in checks:
