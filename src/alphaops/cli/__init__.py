@@ -1,7 +1,7 @@
 """The ``alphaops`` command line: a thin shell that parses, calls one service, and renders.
 
 Exit codes: 0 success, 1 usage or runtime error (every :class:`AlphaOpsError`), 2 a gate
-failed (a blocker), 130 interrupted.
+failed (a blocker), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -130,5 +130,11 @@ def _render_error(exc: AlphaOpsError, wants_json: bool) -> None:
 
 
 def run() -> None:
-    """Console-script entry point: run :func:`main` and exit with its code."""
-    sys.exit(main())
+    """Console-script entry point: run :func:`main` and exit with its code.
+
+    The signal handling (``SIGTERM`` like Ctrl-C, exit 143) lives in ``alphaops.__main__``,
+    whose ``run`` is the better console entry: it imports the CLI inside its ``try``.
+    """
+    from alphaops.__main__ import run as entry
+
+    entry()

@@ -2,8 +2,8 @@
 
 ``alphaops train --symbols BTCUSDT,ETHUSDT --model lightgbm`` trains one model per symbol on a
 local process pool (``--executor ray`` for Ray, ``--executor sequential`` for one process),
-with one progress bar per job and an overall bar; Ctrl-C cancels cleanly (exit 130) and
-publishes nothing more. ``alphaops train compare A.yaml B.yaml`` checks a new training
+with one progress bar per job and an overall bar; Ctrl-C (exit 130) or ``SIGTERM`` (exit
+143) cancels cleanly: the pool workers stop and nothing more is published. ``alphaops train compare A.yaml B.yaml`` checks a new training
 configuration against the current one (exit 2 when a metric differs by more than the
 tolerance, like a failed gate).
 """

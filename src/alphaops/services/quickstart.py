@@ -4,7 +4,8 @@ import → check → features/labels → sequence dataset → train two LightGBM
 publish them as candidates → gate them → scoreboard → promote the best one that passed when
 there is no champion yet (or say why none passed) → roll the next passing candidate out
 (shadow → canary → live) while the holdout is replayed bar by bar through a live predictor →
-the registry's versions and audit history.
+the registry's versions and audit history. Ctrl-C during training cancels the whole run:
+nothing after training (gates, promotion, rollout) happens.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from alphaops.core.config import AlphaOpsConfig
-from alphaops.core.errors import AlphaOpsError
+from alphaops.core.errors import AlphaOpsError, CancelledError
 from alphaops.data import StoreEntry, ValidationReport, sample_files
 from alphaops.datasets import DatasetFiles, DatasetSpec, SequenceDataset
 from alphaops.features import LabelRule
@@ -130,6 +131,14 @@ def run_quickstart(
     training = train_quickstart_candidates(
         config, symbol=SYMBOL, label=RULE, end=HOLDOUT_START, progress=progress, on_done=on_done
     )
+    if training.cancelled:
+        published = [o.ref for o in training.outcomes if o.ref is not None]
+        raise CancelledError(
+            "quickstart interrupted during training: nothing was gated, promoted or rolled out"
+            + (f"; {', '.join(published)} stayed candidates" if published else ""),
+            fix="run 'alphaops quickstart' again",
+            published=published,
+        )
     attempts = []
     for job in training.outcomes:
         if job.ref is None:

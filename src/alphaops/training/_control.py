@@ -3,6 +3,7 @@
 Every model family reports progress through callbacks with one signature,
 ``(epoch, total_epochs, metrics)`` (an epoch is a torch epoch, a boosting round or a chunk of
 trees), and checks a :class:`CancelToken` at least once per batch, round or chunk.
+:func:`interrupts_cancel` turns Ctrl-C into a cancel of a token while jobs run.
 
 >>> seen = []
 >>> bridge = ProgressBridge(lambda u: seen.append(u.epoch), interval=0.3, clock=iter([0.0, 0.1, 0.2, 0.5]).__next__)
@@ -20,10 +21,13 @@ alphaops.core.errors.CancelledError: training cancelled at boosting round 3...
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Protocol
 
 from alphaops.core.errors import CancelledError
@@ -34,6 +38,7 @@ __all__ = [
     "ProgressBridge",
     "ProgressCallback",
     "ProgressUpdate",
+    "interrupts_cancel",
     "notify",
 ]
 
@@ -149,3 +154,34 @@ def notify(
     """Call every callback with ``(epoch, total, metrics)``, unchanged."""
     for callback in callbacks:
         callback(epoch, total, metrics)
+
+
+@contextlib.contextmanager
+def interrupts_cancel(token: CancelToken) -> Iterator[None]:
+    """While inside, let Ctrl-C (``SIGINT``) cancel ``token`` instead of raising.
+
+    A ``KeyboardInterrupt`` strikes wherever the main thread happens to be, for instance
+    between the steps of a registry publish; a cancel is seen at the next check, so a publish
+    under way completes and no new one starts. A second Ctrl-C raises ``KeyboardInterrupt``
+    as usual, to force a stop. Outside the main thread, or when ``SIGINT`` is not Python's
+    default handler (ignored, or handled by the application), this changes nothing.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    received: list[int] = []
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        token.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -5,6 +5,10 @@ cluster needs no access to the registry and a cancelled or failed job never reac
 A failure in one job is recorded in its :class:`JobOutcome` and the others go on. Progress
 is throttled in the worker (:class:`ProgressBridge`) and forwarded as ``(job index,
 update)``; cancellation reaches every worker within one batch, round or tree chunk.
+
+A pool worker never outlives the process that submitted its job: it watches that process
+and exits as soon as it is gone (killed, crashed), and it exits on its own when a cancelled
+job has not stopped within ``_STOP_GRACE_SECONDS`` (stuck between two checks).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import multiprocessing as mp
 import os
 import queue as queue_module
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +27,13 @@ from typing import Any, Literal
 from alphaops.core.errors import AlphaOpsError, CancelledError, UsageError
 from alphaops.data.candles import Candles
 from alphaops.registry import ModelVersion
-from alphaops.training._control import CancelToken, EventLike, ProgressBridge, ProgressUpdate
+from alphaops.training._control import (
+    CancelToken,
+    EventLike,
+    ProgressBridge,
+    ProgressUpdate,
+    interrupts_cancel,
+)
 from alphaops.training.executor import TrainedBundle, train_job
 from alphaops.training.job import TrainingJob
 
@@ -35,6 +46,8 @@ ProgressSink = Callable[[int, ProgressUpdate], None]
 Publisher = Callable[[TrainedBundle], ModelVersion]
 _POLL_SECONDS = 0.02
 _PRELOAD = ["alphaops.training.executor", "alphaops.training.tabular"]
+_WATCH_SECONDS = 0.1
+_STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +95,8 @@ def run_jobs(
     ``publish`` is called in this process for each trained bundle, as soon as it arrives;
     ``on_done`` gets each outcome as it is known. Cancelling ``cancel`` (or Ctrl-C, which
     cancels it) stops the running jobs at their next check; jobs not yet published end
-    ``cancelled``, nothing more is published, and the outcomes are returned as usual.
+    ``cancelled``, nothing more is published, and the outcomes are returned as usual. A
+    publish under way when Ctrl-C comes completes (see :func:`interrupts_cancel`).
     """
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}", fix=f"use one of {list(EXECUTORS)}")
@@ -91,8 +105,9 @@ def run_jobs(
     run = {"sequential": _run_sequential, "process": _run_process, "ray": _run_ray}[executor]
     collector = _Collector(jobs, publish, token, on_done)
     try:
-        run(jobs, candles, collector, progress, token, workers, progress_interval, ray_address)
-    except KeyboardInterrupt:
+        with interrupts_cancel(token):
+            run(jobs, candles, collector, progress, token, workers, progress_interval, ray_address)
+    except KeyboardInterrupt:  # a second Ctrl-C, or SIGINT handled by the application
         token.cancel()
     return collector.outcomes()
 
@@ -123,9 +138,10 @@ class _Collector:
         job = self.jobs[index]
         kind, payload = result
         if kind == "error":
-            status: Status = (
-                "cancelled" if payload.get("error") == CancelledError.code else "failed"
-            )
+            # Once cancelled, a job that ends in error (a worker stopped, a future cancelled
+            # before it ran) was cancelled, not a failure.
+            cancelled = self.token.cancelled or payload.get("error") == CancelledError.code
+            status: Status = "cancelled" if cancelled else "failed"
             return JobOutcome(index, job, status, seconds, error=payload)
         trained: TrainedBundle = payload
         if self.token.cancelled:
@@ -212,6 +228,29 @@ def _init_process_worker(event: EventLike, updates: Any) -> None:
     # Ctrl-C reaches the whole process group; the parent turns it into a cancel instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_EVENT, _WORKER_QUEUE = event, updates
+    parent = mp.parent_process()
+    threading.Thread(
+        target=_watch, args=(parent, event), name="alphaops-worker-watch", daemon=True
+    ).start()
+
+
+def _watch(parent: mp.process.BaseProcess | None, event: EventLike) -> None:
+    # A pool worker is a child of the fork server, not of the process that submitted its
+    # job, so nothing tells it when that process is killed or crashes. parent_process() is
+    # the submitting process (its sentinel is a pipe end it holds open until it dies). A hard
+    # exit is safe: a worker publishes nothing.
+    cancelled_at: float | None = None
+    while True:
+        if parent is not None:
+            parent.join(_WATCH_SECONDS)
+            if not parent.is_alive():
+                os._exit(1)
+        else:
+            time.sleep(_WATCH_SECONDS)
+        if event.is_set():
+            cancelled_at = cancelled_at or time.monotonic()
+            if time.monotonic() - cancelled_at > _STOP_GRACE_SECONDS:
+                os._exit(1)
 
 
 def _process_work(
@@ -260,6 +299,8 @@ def _run_process(
                 _drain(updates, progress)
                 if token.cancelled:
                     event.set()
+                    for future in pending:  # jobs not handed to a worker yet never start
+                        future.cancel()
                 for future in done:
                     index = pending.pop(future)
                     collector.accept(index, _result(future), time.perf_counter() - started)
@@ -275,6 +316,8 @@ def _run_process(
 def _result(future: cf.Future[tuple[str, Any]]) -> tuple[str, Any]:
     try:
         return future.result()
+    except cf.CancelledError:
+        return ("error", _cancelled())
     except Exception as exc:  # a worker process died (e.g. out of memory)
         return ("error", {"error": "training_failed", "message": f"{type(exc).__name__}: {exc}"})
 
