@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from alphaops.cli._context import get_context
+from alphaops.core.config import check_database_url
 from alphaops.core.errors import UsageError
 from alphaops.services import activate as svc
 from alphaops.services.registry import RegistryLocation
@@ -24,6 +25,12 @@ EnvFileOpt = Annotated[Path | None, typer.Option("--env-file", help="The bot's e
 RestartOpt = Annotated[
     str | None, typer.Option("--restart-cmd", help="Command that restarts the bot.")
 ]
+
+
+def _where(db: str | None, artifacts: str | None) -> RegistryLocation:
+    return RegistryLocation(
+        None if db is None else check_database_url(db, source="--db"), artifacts
+    )
 
 
 @app.callback()
@@ -73,7 +80,7 @@ def activate(
     cli = get_context(ctx)
     done = svc.activate(
         cli.config,
-        RegistryLocation(db, artifacts),
+        _where(db, artifacts),
         env_file=env_file,
         key=key,
         ref=ref,
@@ -122,7 +129,7 @@ def rollback_last(
         confirm=confirm,
         restart_cmd=restart_cmd,
         config=cli.config,
-        where=RegistryLocation(db, artifacts),
+        where=_where(db, artifacts),
         reason=reason,
     )
     if as_json:

@@ -88,7 +88,10 @@ def import_fills(
 ) -> None:
     """Import a CSV of fills (checked whole before anything is written; re-running is safe)."""
     cli = get_context(ctx)
-    with open_configured_registry(cli.config) as registry, Journal(registry) as journal:
+    with (
+        open_configured_registry(cli.config, create=False) as registry,
+        Journal(registry) as journal,
+    ):
         report = import_fills_csv(journal, path, book=book, symbol=symbol, dry_run=dry_run)
     _imported(cli, report, as_json)
 
@@ -109,7 +112,10 @@ def import_ft(
 ) -> None:
     """Import freqtrade's trades and orders, matched to journaled decisions by tag or time."""
     cli = get_context(ctx)
-    with open_configured_registry(cli.config) as registry, Journal(registry) as journal:
+    with (
+        open_configured_registry(cli.config, create=False) as registry,
+        Journal(registry) as journal,
+    ):
         report = import_freqtrade(
             journal, path, book=book, key=model, tolerance_bars=tolerance_bars, dry_run=dry_run
         )
@@ -187,7 +193,7 @@ def alarm_list(
 ) -> None:
     """List the drift alarms of a model."""
     cli = get_context(ctx)
-    with open_configured_registry(cli.config) as registry:
+    with open_configured_registry(cli.config, create=False) as registry:
         alarms = registry.alarms(model, open_only=open_only)
     if as_json:
         cli.print_json([_alarm_dict(a) for a in alarms])
@@ -206,7 +212,7 @@ def alarm_ack(
 ) -> None:
     """Acknowledge every open alarm of a model: promotion is allowed again (audited)."""
     cli = get_context(ctx)
-    with open_configured_registry(cli.config) as registry:
+    with open_configured_registry(cli.config, create=False) as registry:
         alarms = registry.acknowledge_alarms(model, reason=reason)
     if as_json:
         cli.print_json([_alarm_dict(a) for a in alarms])

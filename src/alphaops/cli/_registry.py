@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Table
 
 from alphaops.cli._context import CliContext, get_context
+from alphaops.core.config import check_database_url
 from alphaops.core.errors import IntegrityError, UsageError
 from alphaops.registry import AliasMove, ModelVersion, PrunePolicy
 from alphaops.services import registry as svc
@@ -40,7 +42,9 @@ def _registry(
         str | None, typer.Option("--artifacts", help="Artifact folder or s3://bucket/prefix")
     ] = None,
 ) -> None:
-    ctx.meta[_WHERE] = svc.RegistryLocation(db, artifacts)
+    ctx.meta[_WHERE] = svc.RegistryLocation(
+        None if db is None else check_database_url(db, source="--db"), artifacts
+    )
 
 
 def _ctx(ctx: typer.Context) -> tuple[CliContext, svc.RegistryLocation]:
@@ -170,7 +174,9 @@ def _short(value: Any) -> str:
 def history(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="SYMBOL/TYPE")],
-    limit: Annotated[int | None, typer.Option(help="Show only the newest N records.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Show only the newest N records.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the audit log of one model (who moved which alias, when and why)."""
@@ -320,7 +326,8 @@ def prune(
 ) -> None:
     """Remove old versions; never champion, challenger, previous or any aliased version."""
     cli, where = _ctx(ctx)
-    size = None if max_size_mb is None else int(max_size_mb * 1024 * 1024)
+    _amount("--max-age-days", max_age_days)
+    size = None if max_size_mb is None else int(_amount("--max-size-mb", max_size_mb) * 1024**2)
     policy = PrunePolicy(keep_last=keep_last, max_age_days=max_age_days, max_total_bytes=size)
     report = svc.prune(cli.config, where, policy, dry_run=dry_run)
     if as_json:
@@ -330,6 +337,15 @@ def prune(
     cli.console.print(f"{verb} {len(report.removed)} version(s), {report.freed_bytes} bytes")
     for ref in report.removed:
         cli.console.print(f"  {ref}", highlight=False)
+
+
+def _amount(option: str, value: float | None) -> float:
+    # Typer accepts 'inf' and 'nan' for a float option; neither is an age, a size or a delay.
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise UsageError(
+            f"{option} {value} is not a finite number of 0 or more", fix=f"pass e.g. {option} 30"
+        )
+    return 0.0 if value is None else value
 
 
 @app.command("doctor")
@@ -343,7 +359,7 @@ def doctor(
 ) -> None:
     """Find orphaned files, stuck publishes and stale latest links; repair with --fix."""
     cli, where = _ctx(ctx)
-    report = svc.doctor(cli.config, where, fix=fix, grace_s=grace_s)
+    report = svc.doctor(cli.config, where, fix=fix, grace_s=_amount("--grace-s", grace_s))
     if as_json:
         cli.print_json({"ok": report.ok, "findings": [f.__dict__ for f in report.findings]})
         return

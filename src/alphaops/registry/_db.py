@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from alphaops.core.config import check_database_url
 from alphaops.core.errors import ExternalServiceError, UsageError
 
 __all__ = ["HEAD_REVISION", "Database", "as_utc", "database_url_for"]
@@ -47,14 +48,15 @@ class Database:
     """The registry database: a write engine, a read engine and the dialect name."""
 
     def __init__(self, url: str) -> None:
-        self.url = _normalize(url)
+        # Refused before anything is created: a garbage URL must not leave files behind.
+        self.url = _normalize(check_database_url(url))
         if self.url.startswith("sqlite"):
             self.dialect = "sqlite"
             if self.url not in ("sqlite://", "sqlite:///:memory:"):
                 Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.writer = self._sqlite_engine(immediate=True)
             self.reader = self._sqlite_engine(immediate=False)
-        elif self.url.startswith("postgresql"):
+        else:  # postgresql: check_database_url accepts nothing else
             self.dialect = "postgresql"
             try:
                 self.writer = create_engine(self.url, pool_pre_ping=True)
@@ -63,11 +65,6 @@ class Database:
                     f"PostgreSQL URL {url!r} needs psycopg", fix="install alphaops[postgres]"
                 ) from exc
             self.reader = self.writer
-        else:
-            raise UsageError(
-                f"registry database URL {url!r} is neither sqlite:/// nor postgresql://",
-                fix="pass e.g. 'sqlite:///registry.db' or 'postgresql://user@host/db'",
-            )
         self._migrate()
 
     def _sqlite_engine(self, *, immediate: bool) -> Engine:

@@ -346,6 +346,31 @@ def import_archive(registry: Registry, archive: Path, *, actor: str | None) -> M
         return _import_from(registry, archive, tar, actor=actor)
 
 
+def _export_info(archive: Path, data: bytes) -> dict[str, object]:
+    try:
+        info = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise IntegrityError(
+            f"{archive}: {_EXPORT_INFO} is not valid JSON ({exc})",
+            fix="export the version again with 'alphaops registry export'",
+            file=_EXPORT_INFO,
+        ) from exc
+    if not isinstance(info, dict):
+        raise IntegrityError(
+            f"{archive}: {_EXPORT_INFO} holds a JSON {type(info).__name__}, not an object",
+            fix="export the version again with 'alphaops registry export'",
+            file=_EXPORT_INFO,
+        )
+    sha = info.get("manifest_sha256")
+    if sha is not None and not isinstance(sha, str):
+        raise IntegrityError(
+            f"{archive}: manifest_sha256 in {_EXPORT_INFO} is {sha!r}, not a sha256 string",
+            fix="export the version again with 'alphaops registry export'",
+            file=_EXPORT_INFO,
+        )
+    return info
+
+
 def _import_from(
     registry: Registry, archive: Path, tar: tarfile.TarFile, *, actor: str | None
 ) -> ModelVersion:
@@ -366,7 +391,7 @@ def _import_from(
             assert source is not None
             data = source.read()
             if name == _EXPORT_INFO:
-                info = json.loads(data)
+                info = _export_info(archive, data)
                 continue
             parts = PurePosixPath(name).parts
             if len(parts) < 2 or parts[0] != "bundle":

@@ -7,6 +7,10 @@ escape the artifact root.
 ModelRef(key=ModelKey(symbol='BTCUSDT', model_type='lightgbm'), version=None, alias='champion')
 >>> parse_ref("BTCUSDT/lightgbm/7").version
 7
+>>> parse_ref("BTCUSDT/lightgbm/9223372036854775808")
+Traceback (most recent call last):
+...
+alphaops.core.errors.InvalidNameError: version 9223372036854775808 in reference ... is too large...
 >>> str(parse_ref("btcusdt/lightgbm"))
 'BTCUSDT/lightgbm@champion'
 >>> parse_key("BTCUSDT/..")
@@ -26,6 +30,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "LATEST",
+    "MAX_VERSION",
     "PREVIOUS",
     "RESERVED_ALIASES",
     "ModelKey",
@@ -42,6 +47,8 @@ LATEST = "latest"
 RESERVED_ALIASES = frozenset({CHAMPION, PREVIOUS, LATEST})
 
 _FORMS = "'SYMBOL/TYPE', 'SYMBOL/TYPE@ALIAS' or 'SYMBOL/TYPE/VERSION'"
+MAX_VERSION = 2**31 - 1
+"""The largest version number: the range of the version columns on every database backend."""
 
 
 @dataclass(frozen=True, order=True)
@@ -73,8 +80,11 @@ class ModelRef:
                 f"reference to {self.key} needs exactly one of a version or an alias",
                 fix=f"write it as {_FORMS}",
             )
-        if self.version is not None and self.version < 1:
-            raise UsageError(f"version {self.version} of {self.key} is not >= 1", fix="use 1, 2, …")
+        if self.version is not None and not 1 <= self.version <= MAX_VERSION:
+            raise UsageError(
+                f"version {self.version} of {self.key} is not between 1 and {MAX_VERSION}",
+                fix=f"use a published version: alphaops registry list {self.key}",
+            )
         if self.alias is not None:
             validate_name(self.alias, kind="alias")
 
@@ -112,5 +122,11 @@ def parse_ref(text: str) -> ModelRef:
                 f"version {parts[2]!r} in reference {text!r} is not a positive integer",
                 fix=f"write {_FORMS}",
             )
-        return ModelRef(key, version=int(parts[2]))
+        digits = parts[2].lstrip("0") or "0"  # int() refuses strings of over 4300 digits
+        if len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+            raise InvalidNameError(
+                f"version {parts[2]} in reference {text!r} is too large (at most {MAX_VERSION})",
+                fix=f"use a published version: alphaops registry list {key}",
+            )
+        return ModelRef(key, version=int(digits))
     return ModelRef(parse_key(text), alias=CHAMPION)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
+from alphaops.core.config import check_database_url
 from alphaops.core.errors import (
     NotFoundError,
     UsageError,
@@ -81,6 +83,7 @@ def open_registry(
     artifacts: str | Path | None = None,
     storage_options: dict[str, Any] | None = None,
     actor: str | None = None,
+    create: bool = True,
 ) -> Registry:
     """Open (creating or migrating if needed) a registry.
 
@@ -88,23 +91,74 @@ def open_registry(
     ``alphaops.db``, artifacts in ``artifacts/``) or a database URL (``sqlite:///…``,
     ``postgresql://…``), in which case ``artifacts`` (a folder or ``s3://bucket/prefix``) is
     required. ``storage_options`` go to fsspec (e.g. ``{"endpoint_url": …}`` for S3).
+
+    With ``create=False`` (what read-only commands use) nothing is created: a home or SQLite
+    file that does not exist raises :class:`~alphaops.core.errors.NotFoundError` naming it,
+    instead of opening a new, empty registry that would answer every question with "nothing".
+    A URL that is not one alphaops accepts raises :class:`~alphaops.core.errors.ConfigError`.
+
+    >>> import tempfile, pathlib
+    >>> open_registry(pathlib.Path(tempfile.mkdtemp()) / "typo", create=False)
+    Traceback (most recent call last):
+    ...
+    alphaops.core.errors.NotFoundError: alphaops home .../typo does not exist...
     """
-    if isinstance(url_or_home, str) and "://" in url_or_home:
+    if isinstance(url_or_home, str) and _looks_like_url(url_or_home):
+        db_url = check_database_url(url_or_home)
         if artifacts is None:
             raise UsageError(
-                f"registry database {url_or_home!r} needs an artifact location",
+                f"registry database {db_url!r} needs an artifact location",
                 fix="pass artifacts='s3://bucket/prefix' or a folder",
             )
-        db_url = url_or_home
+        if not create:
+            _require_sqlite_file(db_url)
     else:
         home = (
             url_or_home
             if isinstance(url_or_home, AlphaOpsHome)
             else AlphaOpsHome(Path(url_or_home))
         )
+        if create:
+            home.ensure()
+        else:
+            _require_database(home)
         db_url = database_url_for(home.database_path)
         artifacts = home.artifacts_dir if artifacts is None else artifacts
     return Registry(Database(db_url), ArtifactStore(str(artifacts), storage_options), actor=actor)
+
+
+# A string naming a database (``postgresql://…``, or ``sqlite:x.db`` missing its slashes) and
+# not a home folder: it is checked as a URL rather than created as a folder of that name.
+_URL_LIKE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|(?:sqlite|postgres(?:ql)?)(?:\+\w+)?:)")
+
+
+def _looks_like_url(text: str) -> bool:
+    return _URL_LIKE.match(text) is not None
+
+
+def _require_sqlite_file(url: str) -> None:
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.is_file():
+        raise NotFoundError(
+            f"registry database {path} does not exist",
+            fix="check the URL (--db / ALPHAOPS_REGISTRY__DATABASE_URL); a registry is created "
+            "by the first publish (alphaops train …, alphaops registry import ARCHIVE)",
+            database=str(path),
+        )
+
+
+def _require_database(home: AlphaOpsHome) -> None:
+    home.require()
+    if not home.database_path.is_file():
+        raise NotFoundError(
+            f"alphaops home {home.root} has no model registry yet ({home.database_path} "
+            "does not exist)",
+            fix="publish a model into it first (alphaops quickstart, alphaops train …, "
+            "alphaops registry import ARCHIVE), or point --home / ALPHAOPS_HOME at another home",
+            home=str(home.root),
+        )
 
 
 class Registry(RolloutStore, GateLog):
@@ -253,6 +307,8 @@ class Registry(RolloutStore, GateLog):
             query, params["alias"] = _RESOLVE_ALIAS, parsed.alias
         with self.database.read() as conn:
             rows = conn.execute(query, params).all()
+            if not rows:
+                self._require_model_in(conn, key)
         if not rows:
             if parsed.version is None:
                 raise NotFoundError(
@@ -301,8 +357,26 @@ class Registry(RolloutStore, GateLog):
     def list_models(self) -> list[ModelKey]:
         """Return every model key that has ever been published, sorted."""
         with self.database.read() as conn:
-            rows = conn.execute(select(t.models.c.symbol, t.models.c.model_type)).all()
+            return self._models_in(conn)
+
+    def _models_in(self, conn: Connection) -> list[ModelKey]:
+        rows = conn.execute(select(t.models.c.symbol, t.models.c.model_type)).all()
         return sorted(ModelKey(r.symbol, r.model_type) for r in rows)
+
+    def require_model(self, key: ModelKey | str) -> ModelKey:
+        """Return ``key`` if it was ever published here; raise ``NotFoundError`` otherwise.
+
+        The error names the model, this registry and the models it does hold, so that a
+        mistyped model (or a mistyped home) is not mistaken for a model with no history.
+        """
+        key = parse_key(key) if isinstance(key, str) else key
+        with self.database.read() as conn:
+            self._require_model_in(conn, key)
+        return key
+
+    def _require_model_in(self, conn: Connection, key: ModelKey) -> None:
+        if conn.execute(select(t.models.c.id).where(*_is(t.models, key))).first() is None:
+            raise _unknown_model(key, self._models_in(conn), self.database.safe_url)
 
     def list_versions(
         self,
@@ -325,6 +399,8 @@ class Registry(RolloutStore, GateLog):
             query = query.where(t.versions.c.status == VersionStatus.READY.value)
         query = query.order_by(t.versions.c.symbol, t.versions.c.model_type, t.versions.c.version)
         with self.database.read() as conn:
+            if key is not None:
+                self._require_model_in(conn, key)
             rows = conn.execute(query).all()
             alias_rows = conn.execute(alias_query).all()
         by_version: dict[tuple[str, str, int], list[str]] = {}
@@ -436,9 +512,13 @@ class Registry(RolloutStore, GateLog):
             return next(a for a in alarms_in(conn, key) if a.id == alarm_id)
 
     def alarms(self, key: ModelKey | str, *, open_only: bool = False) -> list[Alarm]:
-        """Return the drift alarms of ``key``, oldest first (``open_only``: unacknowledged)."""
+        """Return the drift alarms of ``key``, oldest first (``open_only``: unacknowledged).
+
+        A model never published here raises ``NotFoundError`` (see :meth:`require_model`).
+        """
         key = parse_key(key) if isinstance(key, str) else key
         with self.database.read() as conn:
+            self._require_model_in(conn, key)
             return alarms_in(conn, key, open_only=open_only)
 
     def acknowledge_alarms(
@@ -462,7 +542,10 @@ class Registry(RolloutStore, GateLog):
     def history(
         self, key: ModelKey | str | None = None, *, limit: int | None = None
     ) -> list[AuditRecord]:
-        """Return the audit log (oldest first), for one model or all; ``limit`` keeps the newest."""
+        """Return the audit log (oldest first), for one model or all; ``limit`` keeps the newest.
+
+        A model never published here raises ``NotFoundError`` (see :meth:`require_model`).
+        """
         key = parse_key(key) if isinstance(key, str) else key
         query = select(t.audit_log).order_by(t.audit_log.c.id.desc())
         if key is not None:
@@ -470,6 +553,8 @@ class Registry(RolloutStore, GateLog):
         if limit is not None:
             query = query.limit(limit)
         with self.database.read() as conn:
+            if key is not None:
+                self._require_model_in(conn, key)
             rows = conn.execute(query).all()
         return [
             AuditRecord(
@@ -579,6 +664,21 @@ _RESOLVE_ALIAS = (
         _A.c.alias == bindparam("alias"),
     )
 )
+
+
+def _unknown_model(key: ModelKey, known: list[ModelKey], where: str) -> NotFoundError:
+    """Return the error for a model never published in the registry at ``where``."""
+    shown = ", ".join(str(k) for k in known[:20]) + (", …" if len(known) > 20 else "")
+    return NotFoundError(
+        f"model {key} was never published in registry {where}",
+        fix=(
+            f"use one of the models it holds: {shown} (alphaops registry list shows them)"
+            if known
+            else "this registry holds no model yet: publish one (alphaops train …, alphaops "
+            "registry import ARCHIVE), or check --home / ALPHAOPS_HOME and --db"
+        ),
+        model=str(key),
+    )
 
 
 def _default_actor() -> str:

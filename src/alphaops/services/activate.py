@@ -18,7 +18,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Literal
 from alphaops.core.config import AlphaOpsConfig
 from alphaops.core.errors import ExternalServiceError, NotFoundError, UsageError
 from alphaops.registry import ModelVersion
+from alphaops.registry.refs import parse_ref
 from alphaops.services._common import open_configured_registry
 from alphaops.services.registry import RegistryLocation
 
@@ -151,21 +152,30 @@ def activate(
     and health-check; on a failed check restore the backup, restart, and raise."""
     if not env_file.is_file():
         raise NotFoundError(f"env file {env_file} does not exist", fix="pass the bot's env file")
+    parse_ref(ref)  # a malformed reference is reported as such, before the registry is opened
     with open_configured_registry(
-        config, database_url=where.database_url, artifacts=where.artifacts
+        config, database_url=where.database_url, artifacts=where.artifacts, create=False
     ) as registry:
         version = registry.resolve(ref)
         cleared = registry.clearance(version.ref, reason=reason)
         new_value = version.location if value == "path" else version.ref
-        original = env_file.read_bytes()
+        with _env_file_access(env_file, "read"):
+            original = env_file.read_bytes()
         updated = replace_env_value(original, key, new_value)
         backup = env_file.with_name(
             env_file.name + BACKUP_MARK + now().strftime("%Y%m%dT%H%M%S%fZ")
         )
-        shutil.copy2(env_file, backup)
         record = {"ref": version.ref, "key": key, "value": new_value}
-        _activation_record(backup).write_text(json.dumps(record, sort_keys=True) + "\n")
-        _write_atomic(env_file, updated)
+        try:
+            with _env_file_access(env_file, "write a backup of"):
+                shutil.copy2(env_file, backup)
+                _activation_record(backup).write_text(json.dumps(record, sort_keys=True) + "\n")
+                _write_atomic(env_file, updated)
+        except UsageError:
+            # Nothing was activated: leave no backup that rollback-last would restore.
+            backup.unlink(missing_ok=True)
+            _activation_record(backup).unlink(missing_ok=True)
+            raise
         registry.record_activation(
             version, reason=_note(cleared.audit_reason, env_file, key, version)
         )
@@ -186,6 +196,22 @@ def activate(
                 backup=str(backup),
             )
     return Activation(version.ref, new_value, env_file, key, backup)
+
+
+@contextlib.contextmanager
+def _env_file_access(env_file: Path, what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        folder = env_file.parent
+        reason = exc.strerror or str(exc)
+        raise UsageError(
+            f"cannot {what} env file {env_file} (in {folder}): {reason}"
+            + (f": {exc.filename}" if exc.filename else ""),
+            fix=f"run as the user who owns {folder}, or make the folder writable: activate "
+            "writes a backup and the new file beside the env file; nothing was changed",
+            env_file=str(env_file),
+        ) from exc
 
 
 def _note(reason: str, env_file: Path, key: str, version: ModelVersion) -> str:
@@ -216,11 +242,12 @@ def rollback_last(
     if not confirm(newest):
         return None
     undone = _activation_of(newest)
-    _write_atomic(env_file, newest.read_bytes())
+    with _env_file_access(env_file, "restore"):
+        _write_atomic(env_file, newest.read_bytes())
     if config is not None and undone is not None:
         where = where or RegistryLocation()
         with open_configured_registry(
-            config, database_url=where.database_url, artifacts=where.artifacts
+            config, database_url=where.database_url, artifacts=where.artifacts, create=False
         ) as registry:
             version = registry.resolve(undone[0])
             note = f"{reason}: restored from {newest.name}"

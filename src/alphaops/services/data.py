@@ -41,9 +41,11 @@ __all__ = [
 ]
 
 
-def open_store(config: AlphaOpsConfig) -> CandleStore:
-    """Return the candle store inside the configured alphaops home (created if missing)."""
-    return CandleStore(AlphaOpsHome(config.home).ensure().data_dir)
+def open_store(config: AlphaOpsConfig, *, create: bool = True) -> CandleStore:
+    """Return the candle store inside the configured alphaops home (created if missing,
+    unless ``create=False``: then a missing home is a not-found error naming it)."""
+    home = AlphaOpsHome(config.home)
+    return CandleStore((home.ensure() if create else home.require()).data_dir)
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,12 @@ def import_files(
 
 def list_data(config: AlphaOpsConfig) -> list[StoreEntry]:
     """Return every stored series with its extent, gaps and size."""
-    return open_store(config).list()
+    return open_store(config, create=False).list()
 
 
 def check_data(config: AlphaOpsConfig, symbol: str, timeframe: str) -> ValidationReport:
     """Validate one stored series and report its gaps."""
-    return open_store(config).check(symbol, timeframe)
+    return open_store(config, create=False).check(symbol, timeframe)
 
 
 def show_data(
@@ -135,7 +137,7 @@ def show_data(
     head: int | None = None,
 ) -> pd.DataFrame:
     """Return stored candles (optionally a UTC date range, then the first/last N rows)."""
-    candles = open_store(config).load(
+    candles = open_store(config, create=False).load(
         symbol,
         timeframe,
         None if start is None else parse_utc(start, "--start"),

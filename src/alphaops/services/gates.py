@@ -101,7 +101,7 @@ def gate_quality(
 ) -> tuple[ModelVersion, GateOutcome]:
     """Run the quality gate on ``ref`` over the window; return the version and outcome."""
     start, end = parse_window(window)
-    with open_configured_registry(config) as registry:
+    with open_configured_registry(config, create=False) as registry:
         version = registry.resolve(ref)
         predictor = BundlePredictor(registry.load(version.ref))
     outcome, _ = run_quality(
@@ -144,7 +144,7 @@ def gate_run(
     candidate itself) or ``None`` (absolute thresholds only).
     """
     start, end = parse_window(window)
-    with open_configured_registry(config) as registry:
+    with open_configured_registry(config, create=False) as registry:
         version = registry.resolve(ref)
         predictor = BundlePredictor(registry.load(version.ref))
         champion_version = _champion(registry, version, champion)
@@ -171,7 +171,7 @@ def gate_run(
     }
     reports["md"].write_text(markdown, encoding="utf-8")
     reports["html"].write_text(page, encoding="utf-8")
-    with open_configured_registry(config) as registry:
+    with open_configured_registry(config, create=False) as registry:
         recorded = GateRecordStore(registry).save(
             run.record,
             {reports["md"].name: markdown.encode(), reports["html"].name: page.encode()},
@@ -196,7 +196,7 @@ def check_promotion(
     config: AlphaOpsConfig, ref: str, *, force: bool = False, reason: str | None = None
 ) -> GateClearance:
     """Return the clearance to promote ``ref``; raise ``GateFailedError`` when refused."""
-    with open_configured_registry(config) as registry:
+    with open_configured_registry(config, create=False) as registry:
         return clearance(registry, registry.resolve(ref), force=force, reason=reason)
 
 
@@ -233,7 +233,7 @@ def scoreboard(
     start, end = parse_window(window)
     entries: list[ScoreboardEntry] = []
     symbol = normalize_symbol(symbol)
-    with open_configured_registry(config) as registry:
+    with open_configured_registry(config, create=False) as registry:
         keys = [k for k in registry.list_models() if k.symbol == symbol]
         if not keys:
             raise UsageError(

@@ -167,8 +167,8 @@ def _json_float(value: float | None) -> float | None:
 
 @contextmanager
 def _opened(config: AlphaOpsConfig) -> Iterator[tuple[Registry, Journal, CandleStore]]:
-    with open_configured_registry(config) as registry, Journal(registry) as journal:
-        yield registry, journal, open_store(config)
+    with open_configured_registry(config, create=False) as registry, Journal(registry) as journal:
+        yield registry, journal, open_store(config, create=False)
 
 
 def live_performance(

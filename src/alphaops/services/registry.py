@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from alphaops.core.config import AlphaOpsConfig
-from alphaops.core.errors import IntegrityError, UsageError
+from alphaops.core.errors import IntegrityError, NotFoundError, UsageError
+from alphaops.core.names import normalize_symbol
 from alphaops.registry import (
     ANY,
     AliasMove,
@@ -27,7 +28,7 @@ from alphaops.registry import (
     Registry,
     VerifyReport,
 )
-from alphaops.registry.refs import CHAMPION
+from alphaops.registry.refs import CHAMPION, MAX_VERSION, parse_key, parse_ref
 from alphaops.services._common import open_configured_registry
 
 __all__ = [
@@ -67,9 +68,15 @@ class RegistryLocation:
 
 
 @contextmanager
-def _open(config: AlphaOpsConfig, where: RegistryLocation) -> Iterator[Registry]:
+def _open(
+    config: AlphaOpsConfig, where: RegistryLocation, *, create: bool = False
+) -> Iterator[Registry]:
+    # Only publish and import may create a registry; everything else needs one that exists,
+    # so that a mistyped --home or --db is an error, not an empty registry that says "ok".
+    # Callers parse their references first: a malformed one is reported as such, whatever
+    # the state of the home.
     with open_configured_registry(
-        config, database_url=where.database_url, artifacts=where.artifacts
+        config, database_url=where.database_url, artifacts=where.artifacts, create=create
     ) as registry:
         yield registry
 
@@ -79,16 +86,31 @@ def parse_expect(text: str | None) -> int | AnyVersion | None:
 
     >>> parse_expect("7"), parse_expect("none"), parse_expect(None)
     (7, None, <AnyVersion.ANY: 'any'>)
+    >>> parse_expect("9223372036854775808")
+    Traceback (most recent call last):
+    ...
+    alphaops.core.errors.UsageError: --expect '9223372036854775808' is not a version number...
     """
     if text is None or text.lower() == "any":
         return ANY
     if text.lower() in ("none", "unset"):
         return None
-    if text.isdigit():
-        return int(text)
+    if text.isdigit() and text.isascii():
+        digits = text.lstrip("0") or "0"
+        if len(digits) <= len(str(MAX_VERSION)) and 1 <= int(digits) <= MAX_VERSION:
+            return int(digits)
     raise UsageError(
-        f"--expect {text!r} is not a version number", fix="pass e.g. --expect 7, or 'none'"
+        f"--expect {text!r} is not a version number (1 to {MAX_VERSION})",
+        fix="pass e.g. --expect 7, 'none' (no version yet) or 'any'",
     )
+
+
+def _version_number(key: str, version: int, what: str) -> None:
+    if not 1 <= version <= MAX_VERSION:
+        raise UsageError(
+            f"{what} {version} of {key} is not a version number (1 to {MAX_VERSION})",
+            fix=f"use a published version: alphaops registry list {key}",
+        )
 
 
 def version_to_dict(v: ModelVersion) -> dict[str, Any]:
@@ -176,15 +198,41 @@ def audit_to_dict(record: AuditRecord) -> dict[str, Any]:
 def list_versions(
     config: AlphaOpsConfig, where: RegistryLocation, selector: str | None = None
 ) -> list[ModelVersion]:
-    """Return ready versions of everything, of one symbol (``BTCUSDT``) or one model."""
+    """Return ready versions of everything, of one symbol (``BTCUSDT``) or one model.
+
+    A symbol or model never published raises ``NotFoundError`` naming the models there are.
+    """
+    _parse_selector(selector)
     with _open(config, where) as registry:
         if selector is None:
             return registry.list_versions()
         if "/" in selector:
             return registry.list_versions(selector)
-        from alphaops.core.names import normalize_symbol
+        return registry.list_versions(symbol=_published_symbol(registry, selector))
 
-        return registry.list_versions(symbol=normalize_symbol(selector))
+
+def _parse_selector(selector: str | None) -> None:
+    if selector is not None and "/" in selector:
+        parse_key(selector)
+    elif selector is not None:
+        normalize_symbol(selector)
+
+
+def _published_symbol(registry: Registry, selector: str) -> str:
+    symbol = normalize_symbol(selector)
+    models = registry.list_models()
+    if not any(m.symbol == symbol for m in models):
+        shown = ", ".join(str(m) for m in models[:20]) + (", …" if len(models) > 20 else "")
+        raise NotFoundError(
+            f"symbol {symbol} was never published in registry {registry.database.safe_url} "
+            "(it holds no model of it)",
+            fix=f"use one of the models it holds: {shown} (alphaops registry list shows them)"
+            if models
+            else "this registry holds no model yet: publish one (alphaops train …, alphaops "
+            "registry import ARCHIVE), or check --home / ALPHAOPS_HOME and --db",
+            symbol=symbol,
+        )
+    return symbol
 
 
 @dataclass(frozen=True)
@@ -199,6 +247,7 @@ def list_versions_with_gates(
     config: AlphaOpsConfig, where: RegistryLocation, selector: str | None = None
 ) -> VersionListing:
     """Return :func:`list_versions` plus each version's newest gate verdict (one more query)."""
+    _parse_selector(selector)
     with _open(config, where) as registry:
         if selector is None:
             return VersionListing(registry.list_versions(), registry.gate_verdicts())
@@ -206,9 +255,7 @@ def list_versions_with_gates(
             return VersionListing(
                 registry.list_versions(selector), registry.gate_verdicts(selector)
             )
-        from alphaops.core.names import normalize_symbol
-
-        symbol = normalize_symbol(selector)
+        symbol = _published_symbol(registry, selector)
         return VersionListing(
             registry.list_versions(symbol=symbol), registry.gate_verdicts(symbol=symbol)
         )
@@ -224,6 +271,7 @@ class ShownVersion:
 
 def show(config: AlphaOpsConfig, where: RegistryLocation, ref: str) -> ShownVersion:
     """Return the version ``ref`` names with its newest gate run."""
+    parse_ref(ref)
     with _open(config, where) as registry:
         found = registry.resolve(ref)
         _ = found.manifest  # parse while open so errors surface here
@@ -234,6 +282,8 @@ def diff_versions(
     config: AlphaOpsConfig, where: RegistryLocation, left: str, right: str
 ) -> dict[str, dict[str, tuple[Any, Any]]]:
     """Return what differs between two versions, by section: ``{section: {field: (a, b)}}``."""
+    parse_ref(left)
+    parse_ref(right)
     with _open(config, where) as registry:
         a, b = registry.resolve(left).manifest, registry.resolve(right).manifest
     sections: dict[str, tuple[Any, Any]] = {
@@ -263,7 +313,8 @@ def diff_versions(
 def history(
     config: AlphaOpsConfig, where: RegistryLocation, key: str, limit: int | None = None
 ) -> list[AuditRecord]:
-    """Return the audit log of one model, oldest first."""
+    """Return the audit log of one model, oldest first (``NotFoundError`` if it is unknown)."""
+    parse_key(key)
     with _open(config, where) as registry:
         return registry.history(key, limit=limit)
 
@@ -272,6 +323,8 @@ def verify(
     config: AlphaOpsConfig, where: RegistryLocation, ref: str | None, *, smoke_test: bool = True
 ) -> VerifyReport:
     """Verify one version or the whole registry."""
+    if ref is not None:
+        parse_ref(ref)
     with _open(config, where) as registry:
         return registry.verify(ref, smoke_test=smoke_test)
 
@@ -292,6 +345,7 @@ def promote(
     version's gates failed or never ran, unless ``force`` is given with a reason, which the
     audit log records as forced past the gates.
     """
+    parse_ref(ref)
     with _open(config, where) as registry:
         version = registry.resolve(ref)
         return registry.promote(version.ref, expect=expect, reason=reason, alias=alias, force=force)
@@ -307,6 +361,9 @@ def rollback(
     to: int | None = None,
 ) -> AliasMove:
     """Roll the champion of ``key`` back to ``previous`` (or to the former champion ``to``)."""
+    if to is not None:
+        _version_number(key, to, "rollback target")
+    parse_key(key)
     with _open(config, where) as registry:
         return registry.rollback(key, reason=reason, expect=expect, to=to)
 
@@ -322,6 +379,8 @@ def set_alias(
     expect: int | AnyVersion | None = ANY,
 ) -> AliasMove:
     """Point a user alias (or ``challenger``) at a version."""
+    _version_number(key, version, "version")
+    parse_key(key)
     with _open(config, where) as registry:
         return registry.set_alias(key, alias, version, reason=reason, expect=expect)
 
@@ -336,6 +395,7 @@ def remove_alias(
     expect: int | AnyVersion | None = ANY,
 ) -> AliasMove:
     """Remove a user alias (or ``challenger``)."""
+    parse_key(key)
     with _open(config, where) as registry:
         return registry.remove_alias(key, alias, reason=reason, expect=expect)
 
@@ -360,6 +420,7 @@ def export_version(
     config: AlphaOpsConfig, where: RegistryLocation, ref: str, output: Path | None
 ) -> Path:
     """Write one version as a ``.tar.gz`` archive (default name ``SYMBOL-TYPE-N.tar.gz``)."""
+    parse_ref(ref)
     with _open(config, where) as registry:
         found = registry.resolve(ref)
         name = f"{found.key.symbol}-{found.key.model_type}-{found.version}.tar.gz"
@@ -372,11 +433,11 @@ def import_archive(config: AlphaOpsConfig, where: RegistryLocation, archive: Pat
         raise IntegrityError(
             f"archive {archive} does not exist", fix="check the path", file=str(archive)
         )
-    with _open(config, where) as registry:
+    with _open(config, where, create=True) as registry:
         return registry.import_archive(archive)
 
 
 def publish(config: AlphaOpsConfig, where: RegistryLocation, folder: Path) -> ModelVersion:
     """Verify a bundle folder and publish it as the next version of its model."""
-    with _open(config, where) as registry:
+    with _open(config, where, create=True) as registry:
         return registry.publish(folder)

@@ -131,7 +131,7 @@ def replay_rollout(
     bar = int(np.searchsorted(candles.timestamps_ms, start_ms))
     outcome = _realised_returns(candles, label)
     intervals: list[ReplayInterval] = []
-    with open_configured_registry(config) as registry:
+    with open_configured_registry(config, create=False) as registry:
         controller = RolloutController(registry, actor="quickstart")
         record = controller.start(
             challenger,

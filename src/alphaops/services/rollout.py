@@ -234,8 +234,8 @@ def controller(
     """Open the configured registry and yield a controller over it (closed afterwards)."""
     where = where or RegistryLocation()
     with open_configured_registry(
-        config, database_url=where.database_url, artifacts=where.artifacts
-    ) as registry:
+        config, database_url=where.database_url, artifacts=where.artifacts, create=False
+    ) as registry:  # a rollout needs published versions: never a new, empty registry
         yield RolloutController(registry)
 
 
