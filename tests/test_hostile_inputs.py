@@ -95,3 +95,29 @@ def test_a_bundle_with_a_lower_case_symbol_is_refused_at_write_and_at_publish(
         with pytest.raises(IntegrityError, match="write 'BTCUSDT'"):
             registry.publish(folder)
         assert registry.list_models() == []
+
+
+@pytest.mark.parametrize("when", ["nan", "NaT", ""])
+def test_a_time_option_that_is_not_a_time_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], when: str
+) -> None:
+    home = tmp_path / "home"
+    open_registry(home).close()
+    code, _, err = run(capsys, "--home", str(home), "journal", "stats", "BTCUSDT/lightgbm",
+                       "--since", when)  # fmt: skip
+    assert code == 1
+    assert f"--since {when!r} is not a date or time" in err
+
+
+def test_a_csv_fill_time_out_of_range_is_refused_naming_its_line(tmp_path: Path) -> None:
+    from alphaops.journal import Journal
+    from alphaops.journal.importers import import_fills_csv
+
+    csv = tmp_path / "fills.csv"
+    csv.write_text("time,side,qty,price,symbol\n99999999999999999999,buy,1,100,BTCUSDT\n")
+    with open_registry(tmp_path / "home") as registry, Journal(registry) as journal:
+        with pytest.raises(
+            DataValidationError, match=r"line 2, column time: .* out of range as epoch milliseconds"
+        ):
+            import_fills_csv(journal, csv)
+        assert journal.fills() == []

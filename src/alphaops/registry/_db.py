@@ -62,7 +62,8 @@ class Database:
                 self.writer = create_engine(self.url, pool_pre_ping=True)
             except ImportError as exc:
                 raise UsageError(
-                    f"PostgreSQL URL {url!r} needs psycopg", fix="install alphaops[postgres]"
+                    f"PostgreSQL URL {self.safe_url!r} needs psycopg",
+                    fix="install alphaops[postgres]",
                 ) from exc
             self.reader = self.writer
         self._migrate()

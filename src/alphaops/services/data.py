@@ -188,8 +188,13 @@ def parse_utc(text: str, option: str) -> pd.Timestamp:
     """Parse a command-line time (ISO, naive means UTC); ``option`` names it in errors."""
     try:
         stamp = pd.Timestamp(text)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
+        stamp = None
+        cause: Exception | None = exc
+    else:
+        cause = None
+    if stamp is None or pd.isna(stamp):  # "nan", "NaT", "" parse to NaT
         raise UsageError(
             f"{option} {text!r} is not a date or time", fix="use ISO form, e.g. 2024-01-31T12:00Z"
-        ) from exc
+        ) from cause
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -141,7 +141,12 @@ def _cell_time(text: str) -> datetime:
     if re.fullmatch(r"\d+(\.\d+)?", text):
         if float(text) < 1e11:  # before 1973 in milliseconds: surely epoch seconds
             raise DataValidationError(f"column time: {text!r} looks like epoch seconds", fix=fix)
-        return datetime.fromtimestamp(float(text) / 1000, UTC)
+        try:
+            return datetime.fromtimestamp(float(text) / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise DataValidationError(
+                f"column time: {text!r} is out of range as epoch milliseconds", fix=fix
+            ) from None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
