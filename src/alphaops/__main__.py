@@ -17,8 +17,20 @@ __all__ = ["run"]
 _INTERRUPTED = 130
 
 
+_VERSION_ARGS = (["--version"], ["-V"], ["version"])
+
+
 def run() -> None:
-    """Run the CLI with ``sys.argv`` and exit with its code; never print a traceback."""
+    """Run the CLI with ``sys.argv`` and exit with its code; never print a traceback.
+
+    ``alphaops --version`` answers without importing the CLI (a script checking the
+    version should not wait for pandas and the gates to load).
+    """
+    if sys.argv[1:] in _VERSION_ARGS:
+        from alphaops._version import __version__
+
+        sys.stdout.write(__version__ + "\n")
+        sys.exit(0)
     received: list[int] = []
 
     def terminate(signum: int, frame: FrameType | None) -> None:

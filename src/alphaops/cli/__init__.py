@@ -40,6 +40,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(_data.app, name="data")
 app.add_typer(_dataset.app, name="dataset")
@@ -58,6 +59,14 @@ config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True
 app.add_typer(config_app, name="config")
 
 
+def _print_version(value: bool) -> None:
+    # `alphaops --version` alone never gets here: alphaops.__main__ answers it without
+    # importing the CLI. This covers it among other options (`--home H --version`).
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -68,6 +77,16 @@ def _root(
     config: Annotated[
         Path | None, typer.Option(help="YAML config file (env ALPHAOPS_CONFIG)")
     ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the alphaops version and exit.",
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = CliContext(load_config(config, home=home))
 
