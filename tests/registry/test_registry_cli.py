@@ -137,6 +137,11 @@ def test_verify_exits_1_and_names_the_damaged_file(
     assert "model.onnx" in err
     assert "integrity_error" in err
     assert cli("verify", f"{KEY}/1", "--json")[0] == 0
+    code, out, _ = cli("verify", "--json")
+    assert code == 1
+    report = json.loads(out)  # exactly one JSON document, the report
+    assert report["ok"] is False
+    assert "model.onnx" in json.dumps(report["problems"])
 
 
 def test_prune_never_removes_aliased_versions(

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from alphaops.cli._context import CliContext, get_context
 from alphaops.core.config import check_database_url
-from alphaops.core.errors import IntegrityError, UsageError
+from alphaops.core.errors import ERROR_TABLE, IntegrityError, UsageError
 from alphaops.registry import AliasMove, ModelVersion, PrunePolicy
 from alphaops.services import registry as svc
 
@@ -225,6 +225,8 @@ def verify(
             f"checked {len(report.checked)} version(s): {'ok' if report.ok else 'FAILED'}"
         )
     if not report.ok:
+        if as_json:  # the report above is the one JSON document; the exit code says failed
+            raise typer.Exit(ERROR_TABLE[IntegrityError.code].exit_code)
         first = report.problems[0]
         raise IntegrityError(
             f"{len(report.problems)} problem(s), first at {first.where}",
