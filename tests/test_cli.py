@@ -95,7 +95,10 @@ def test_quickstart_runs_the_lifecycle_on_the_bundled_sample_and_can_run_again(
     drift = summary["drift"]
     assert drift["ref"] == "BTCUSDT/lightgbm/2"
     assert len(drift["features"]["rows"]) == 11
-    assert drift["status"] in ("ok", "warn", "alarm", "insufficient")
+    # The replayed bars are enough to judge every feature (none "insufficient").
+    assert drift["bars"] >= 200
+    assert all(r["psi"] is not None for r in drift["features"]["rows"])
+    assert drift["status"] in ("ok", "warn", "alarm")
     assert set(replay["served"]) == {"BTCUSDT/lightgbm/1", "BTCUSDT/lightgbm/2"}
     assert replay["intervals"][-1]["served"] == {"BTCUSDT/lightgbm/2": 24}
     moves = [(h["alias"], h["from"], h["to"]) for h in summary["history"]]

@@ -48,6 +48,7 @@ def test_every_live_decision_is_journaled_with_its_version_role_bar_and_input(
         served = _serve(live, market, WARM, 40)
     assert journal.flush()
     rows = journal.decisions(KEY)
+    assert journal.decisions(KEY, last=5) == rows[-5:]  # the newest five, oldest first
     sha = registry.get(KEY, 1).manifest_sha256
     assert [d.id for d in rows] == [p.decision_id for p in served]
     assert len({d.id for d in rows}) == 40

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from alphaops.core.errors import SpecError
 from alphaops.journal import Decision, Journal, JournalConfig
 from alphaops.registry import open_registry
 
@@ -40,3 +43,19 @@ def test_submitted_decisions_are_stored_byte_for_byte_like_synchronously_written
     assert [tuple(rows[0])[1:]] == [tuple(rows[1])[1:]]
     assert fast.input_row == tuple(float(v) for v in batch[0])
     assert fast.probabilities == probabilities
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"queue_rows": 0}, "queue_rows=0"),
+        ({"writer": "fork"}, "writer='fork'"),
+        ({"flush_interval": 1.0}, "unknown parameter 'flush_interval'"),
+    ],
+)
+def test_a_bad_journal_config_is_a_spec_error_naming_the_field(
+    fields: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(SpecError, match=re.escape(needle)) as caught:
+        JournalConfig(**fields)  # type: ignore[arg-type]
+    assert "Fix:" in str(caught.value)

@@ -33,7 +33,14 @@ from alphaops.gates.results import Check, GateOutcome, check, info
 from alphaops.gates.sharpe import deflated_sharpe_ratio, probabilistic_sharpe_ratio
 from alphaops.scoring import Scores
 
-__all__ = ["BacktestResult", "backtest", "backtest_gate", "buy_and_hold", "simulate"]
+__all__ = [
+    "BacktestResult",
+    "backtest",
+    "backtest_gate",
+    "buy_and_hold",
+    "periods_per_year",
+    "simulate",
+]
 
 FloatArray = npt.NDArray[np.float64]
 _YEAR_SECONDS = 365 * 24 * 3600
@@ -187,7 +194,7 @@ def backtest(
         prices,
         held,
         cost=(policy.fee_bps + policy.slippage_bps) / 10_000,
-        periods_per_year=_periods(candles.timeframe),
+        periods_per_year=periods_per_year(candles.timeframe),
         trials=trials,
         trial_variance=trial_variance,
         name=name,
@@ -207,13 +214,15 @@ def buy_and_hold(
         prices,
         held,
         cost=(policy.fee_bps + policy.slippage_bps) / 10_000,
-        periods_per_year=_periods(candles.timeframe),
+        periods_per_year=periods_per_year(candles.timeframe),
         name="buy_and_hold",
         timestamps_ms=timestamps_ms,
     )
 
 
-def _periods(timeframe: Timeframe) -> float:
+def periods_per_year(timeframe: Timeframe) -> float:
+    """Return the bars in a year of ``timeframe`` (markets trading around the clock): the
+    annualisation of every Sharpe the gates and live performance report."""
     return _YEAR_SECONDS / timeframe.seconds
 
 

@@ -36,7 +36,7 @@ from alphaops.core.errors import (
     UsageError,
 )
 from alphaops.journal import _tables as tables
-from alphaops.journal._positions import OpenFill, check_fill, close_out
+from alphaops.journal._positions import OpenFill, check_fill, close_out, position_of
 from alphaops.journal._records import (
     Decision,
     Fill,
@@ -212,9 +212,10 @@ class Journal:
         role: str | None = None,
         since: Moment | None = None,
         until: Moment | None = None,
-        limit: int | None = None,
+        last: int | None = None,
     ) -> list[Decision]:
-        """Return the decisions of a model, oldest first (filtered by version, role, time)."""
+        """Return the decisions of a model, oldest first (filtered by version, role, time;
+        ``last``: only the newest N, read as such rather than the whole journal)."""
         key = parse_key(key) if isinstance(key, str) else key
         d = tables.decisions
         query = select(d).where(d.c.symbol == key.symbol, d.c.model_type == key.model_type)
@@ -226,9 +227,13 @@ class Journal:
             query = query.where(d.c.at >= _moment(since, "since"))
         if until is not None:
             query = query.where(d.c.at < _moment(until, "until"))
+        if last is not None:
+            if last < 1:
+                raise UsageError(f"last={last}", fix="pass a positive number of decisions")
+            query = query.order_by(d.c.at.desc(), d.c.id.desc()).limit(last)
+            with self.database.read() as conn:
+                return [_decision(row) for row in reversed(conn.execute(query).all())]
         query = query.order_by(d.c.at, d.c.id)
-        if limit is not None:
-            query = query.limit(limit)
         with self.database.read() as conn:
             return [_decision(row) for row in conn.execute(query)]
 
@@ -419,8 +424,6 @@ class Journal:
 
     def open_position(self, symbol: str, *, book: str = "default") -> float:
         """Return the signed open position of ``book`` in ``symbol`` (0.0 when flat)."""
-        from alphaops.journal._positions import position_of
-
         with self.database.read() as conn:
             return position_of(self._open_fills(conn, book, symbol))
 

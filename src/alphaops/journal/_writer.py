@@ -22,13 +22,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import Connection, insert
 
+from alphaops.core.specs import SpecModel
 from alphaops.journal import _tables as tables
 from alphaops.registry import Database
 
@@ -59,10 +60,11 @@ PendingDecision = tuple[
 ]
 
 
-class JournalConfig(BaseModel):
-    """How a journal writes decisions (frozen; unknown fields are refused)."""
+class JournalConfig(SpecModel):
+    """How a journal writes decisions (frozen; a bad or unknown field is a ``SpecError``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    spec_label: ClassVar[str] = "journal config"
+    spec_example: ClassVar[str] = "JournalConfig(writer='process', flush_interval_s=0.1)"
 
     queue_rows: int = Field(100_000, ge=1)
     """Decisions held in memory at most; beyond it a decision is dropped and counted."""

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from alphaops.core.errors import DataValidationError, UsageError
+from alphaops.core.errors import DataValidationError, SpecError, UsageError
+from alphaops.core.specs import SpecModel
 from alphaops.scoring import FeatureProfile, ReferenceProfile
 
 __all__ = [
@@ -140,7 +141,7 @@ def wasserstein(feature: FeatureProfile, values: npt.ArrayLike) -> float:
     return float(stats.wasserstein_distance(feature.sketch, live))
 
 
-class DriftThresholds(BaseModel):
+class DriftThresholds(SpecModel):
     """When a drift row is ``warn``, ``alarm`` or ``insufficient``; PSI decides the status.
 
     PSI 0.1 is Evidently's default drift threshold for PSI and the industry's "moderate
@@ -152,7 +153,8 @@ class DriftThresholds(BaseModel):
     ('warn', 'insufficient')
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    spec_label: ClassVar[str] = "drift thresholds"
+    spec_example: ClassVar[str] = "DriftThresholds(psi_warn=0.1, psi_alarm=0.2)"
 
     psi_warn: float = Field(0.1, gt=0, description="PSI from which a row warns.")
     psi_alarm: float = Field(0.2, gt=0, description="PSI from which a row alarms.")
@@ -167,7 +169,11 @@ class DriftThresholds(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.psi_warn > self.psi_alarm:
-            raise ValueError(f"psi_warn {self.psi_warn} exceeds psi_alarm {self.psi_alarm}")
+            raise SpecError(
+                f"invalid drift thresholds: psi_warn {self.psi_warn} exceeds psi_alarm "
+                f"{self.psi_alarm}",
+                fix="make psi_warn at most psi_alarm, e.g. 0.1 and 0.2",
+            )
         return self
 
     def status(self, psi_value: float, n: int) -> Status:

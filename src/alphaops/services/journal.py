@@ -28,6 +28,7 @@ from alphaops.core.errors import InsufficientDataError, IntegrityError, NotFound
 from alphaops.core.timeframes import Timeframe
 from alphaops.data import CandleStore
 from alphaops.data.candles import Candles
+from alphaops.gates.backtest import periods_per_year
 from alphaops.gates.policy import BacktestPolicy
 from alphaops.gates.records import GateRecord, GateRecordStore
 from alphaops.journal import Decision, Journal
@@ -56,8 +57,6 @@ __all__ = [
     "monitor_model",
     "performance_of",
 ]
-
-_YEAR_SECONDS = 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -239,7 +238,7 @@ def performance_of(
         stats, equity = decision_stats(
             actions, nxt, fwd,
             cost=(policy.fee_bps + policy.slippage_bps) / 10_000, mode=policy.mode,
-            periods_per_year=_YEAR_SECONDS / timeframe.seconds,
+            periods_per_year=periods_per_year(timeframe),
         )  # fmt: skip
         trips = journal.round_trips(
             key, version=version, role=role, since=since, until=until, last=last
@@ -353,9 +352,11 @@ def drift_of(
         )
     # Inputs: the market the model is asked about now, i.e. the last ``window`` bars any
     # version of the model decided; predictions: this version's own answers.
-    everything = [d for d in journal.decisions(key) if d.role != "fallback"]
-    bars = _one_per_bar(everything)[-window:]
-    own = [d for d in everything if d.version == version][-window:]
+    # A bar has at most two non-fallback decisions (the acting one and a shadow's); only the
+    # newest are read, never the whole journal.
+    recent = journal.decisions(key, last=3 * window)
+    bars = _one_per_bar([d for d in recent if d.role != "fallback"])[-window:]
+    own = [d for d in journal.decisions(key, version=version, last=window) if d.role != "fallback"]
     if not own:
         raise NotFoundError(
             f"the journal holds no decision of {key}/{version}",
