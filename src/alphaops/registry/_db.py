@@ -22,7 +22,7 @@ from alphaops.core.errors import ExternalServiceError, UsageError
 __all__ = ["HEAD_REVISION", "Database", "as_utc", "database_url_for"]
 
 # The newest Alembic revision in ``migrations/versions`` (a test checks it matches).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 _PG_MIGRATION_LOCK = 7_240_001
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
