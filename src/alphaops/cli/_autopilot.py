@@ -1,0 +1,171 @@
+"""``alphaops autopilot …``: retrain on schedule and in emergencies, through gates and rollouts.
+
+Exit codes: ``status`` exits 2 when a model needs a person (an emergency retrain found no
+candidate that passed its gates, or bots are holding); ``run`` exits 130 on Ctrl-C and 143 on
+SIGTERM after the running step ended cleanly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from alphaops.cli._context import get_context
+
+if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load pandas or scipy
+    from alphaops.autopilot import ModelStatus, Run
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Retrain on schedule and in emergencies; every candidate goes through gates and a "
+    "rollout, never straight to live.",
+    no_args_is_help=True,
+)
+
+PolicyOpt = Annotated[
+    Path, typer.Option("--policy", help="Autopilot policy YAML (see docs/examples/autopilot.yaml).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(help="Where training runs: process (a child process), sequential or ray."),
+]
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def run_lines(run: Run) -> list[str]:
+    """Return a run as lines that fit 80 columns (nothing is cut; long reasons wrap)."""
+    lines = [f"{run.key}  {run.kind} run {run.run_id}  fired {_when(run.started)}"]
+    for step in run.steps:
+        version = "" if step.version is None else f" v{step.version}"
+        lines.append(f"  {step.step}{version}: {step.reason}" if step.reason else f"  {step.step}")
+    return lines
+
+
+def status_lines(status: ModelStatus) -> list[str]:
+    """Return one model's status as key: value lines."""
+    last = status.last_run
+    lines = [
+        f"{status.key}  {'ok' if status.healthy else 'NEEDS ATTENTION'}",
+        f"  champion:       {'-' if status.champion is None else f'v{status.champion}'}",
+        f"  next scheduled: {_when(status.next_scheduled)}",
+        f"  cooldown until: {_when(status.cooldown_until)}",
+        f"  last run:       {'-' if last is None else f'{last.kind}, {_when(last.started)}'}",
+    ]
+    if last is not None:
+        lines.append(f"  ended:          {last.outcome}")
+    if status.alarm:
+        lines.append(f"  alarm:          {status.alarm}")
+    return lines
+
+
+def _print(ctx: typer.Context, lines: list[str]) -> None:
+    cli = get_context(ctx)
+    for line in lines:
+        cli.console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context, policy: Annotated[Path, typer.Argument(help="Policy YAML.")]
+) -> None:
+    """Check a policy file: every key known, every value valid."""
+    from alphaops.services.autopilot import load_policy
+
+    loaded = load_policy(policy)
+    _print(
+        ctx,
+        [
+            f"{policy}: ok, {len(loaded.models)} model(s): "
+            + ", ".join(str(m.key) for m in loaded.models)
+        ],
+    )
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    policy: PolicyOpt,
+    executor: ExecutorOpt = "process",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+) -> None:
+    """Run as a service until Ctrl-C or SIGTERM (the running step ends cleanly)."""
+    from alphaops.services.autopilot import load_policy, run_autopilot
+
+    loaded = load_policy(policy)
+    cli = get_context(ctx)
+    cli.err.print(
+        f"autopilot: {len(loaded.models)} model(s), checking every {loaded.check_every:g}s; "
+        "Ctrl-C or SIGTERM stops it",
+        highlight=False,
+    )
+
+    def report(runs: list[Run]) -> None:
+        for r in runs:
+            _print(ctx, run_lines(r))
+
+    run_autopilot(cli.config, loaded, executor=executor, ray_address=ray_address, on_runs=report)
+
+
+@app.command("once")
+def once(
+    ctx: typer.Context,
+    policy: PolicyOpt,
+    at: Annotated[
+        str | None, typer.Option(help="Act as if it were this time (ISO, UTC); default now.")
+    ] = None,
+    executor: ExecutorOpt = "process",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one check now: retrain what is due, then exit (for cron and drills)."""
+    from alphaops.services.autopilot import autopilot_check, load_policy, run_to_dict
+    from alphaops.services.data import parse_utc
+
+    cli = get_context(ctx)
+    now = None if at is None else parse_utc(at, "--at").to_pydatetime()
+    runs = autopilot_check(cli.config, load_policy(policy), now=now, executor=executor)
+    if as_json:
+        cli.print_json([run_to_dict(r) for r in runs])
+        return
+    lines = [line for r in runs for line in run_lines(r)]
+    _print(ctx, lines or ["nothing was due"])
+
+
+@app.command("status")
+def status(ctx: typer.Context, policy: PolicyOpt, as_json: JsonOpt = False) -> None:
+    """Where every model stands; exit 2 when one needs a person."""
+    from alphaops.services.autopilot import autopilot_status, load_policy, status_to_dict
+
+    cli = get_context(ctx)
+    states = autopilot_status(cli.config, load_policy(policy))
+    if as_json:
+        cli.print_json([status_to_dict(s) for s in states])
+    else:
+        _print(ctx, [line for s in states for line in status_lines(s)])
+    if not all(s.healthy for s in states):
+        raise typer.Exit(2)
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Argument(help="SYMBOL/TYPE (default: all)")] = None,
+    last: Annotated[int, typer.Option(help="Only the newest N runs.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """What fired, when, why, what it produced and where it ended."""
+    from alphaops.services.autopilot import autopilot_history, run_to_dict
+
+    cli = get_context(ctx)
+    runs = autopilot_history(cli.config, model, last=last)
+    if as_json:
+        cli.print_json([run_to_dict(r) for r in runs])
+        return
+    _print(ctx, [line for r in runs for line in run_lines(r)] or ["no autopilot run yet"])
