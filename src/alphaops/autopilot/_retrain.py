@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from alphaops.autopilot._log import Run
 from alphaops.core.errors import AlphaOpsError, CancelledError
+from alphaops.registry._alarms import HOLD_ALARM
 from alphaops.registry.refs import CHAMPION, ModelKey
 from alphaops.training import TrainingJob
 
@@ -224,7 +225,7 @@ class Retrain:
                 return
             why = f"{why}; the fallback {ref} did not pass either"
             action = "keep"
-        kind = "autopilot_hold" if action == "hold" else "autopilot_no_candidate"
+        kind = HOLD_ALARM if action == "hold" else "autopilot_no_candidate"
         summary = f"emergency ({self.firing.reason}) and no candidate passed: " + (
             "bots serve HOLD until this is acknowledged" if action == "hold" else why
         )

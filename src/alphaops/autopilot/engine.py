@@ -213,7 +213,12 @@ class Autopilot:
         Missed times coalesce: after a long stop the model is due once, not once per miss.
         """
         runs = runs if runs is not None else self.log.runs(model.key)
-        served = [r.due_at for r in runs if r.kind == "scheduled" and r.due_at is not None]
+        # A run a crash cut short did not serve its time: the model is due again at once.
+        served = [
+            r.due_at
+            for r in runs
+            if r.kind == "scheduled" and r.due_at is not None and r.state != "abandoned"
+        ]
         if served:
             anchor = max(served)
         else:
@@ -235,12 +240,15 @@ class Autopilot:
             return False
         if self._known(key) and self.registry.list_rollouts(key, active_only=True):
             return False  # the bot is judging a candidate: let it finish first
-        last = max((r.started for r in runs if r.key == key), default=None)
-        return last is None or now - last >= timedelta(seconds=model.cooldown)
+        until = self.cooldown_until(model, runs)
+        return until is None or now >= until
 
     def cooldown_until(self, model: ModelPolicy, runs: list[Run]) -> datetime | None:
         """Return when ``model``'s cooldown ends (``None``: not cooling down)."""
-        last = max((r.started for r in runs if r.key == model.key), default=None)
+        last = max(
+            (r.started for r in runs if r.key == model.key and r.state != "abandoned"),
+            default=None,
+        )
         return None if last is None else last + timedelta(seconds=model.cooldown)
 
     def _within_budget(self, firings: list[Firing], now: datetime, runs: list[Run]) -> list[Firing]:

@@ -5,7 +5,7 @@ Open one with :func:`open_registry`, then ``publish`` bundles, ``resolve`` refer
 ``history`` and ``generation``, and ``record_gates``/``latest_gates`` after a gate run. See ``docs/manifest.schema.json`` for the bundle manifest.
 """
 
-from alphaops.registry._alarms import Alarm
+from alphaops.registry._alarms import HOLD_ALARM, Alarm
 from alphaops.registry._clearance import Clearance, judge_clearance
 from alphaops.registry._db import Database
 from alphaops.registry._maintenance import (
@@ -33,6 +33,7 @@ from alphaops.registry.registry import NOTIFY_CHANNEL, Registry, open_registry
 
 __all__ = [
     "ANY",
+    "HOLD_ALARM",
     "NOTIFY_CHANNEL",
     "Alarm",
     "AliasMove",

@@ -19,7 +19,17 @@ from alphaops.registry import _schema as t
 from alphaops.registry._db import as_utc
 from alphaops.registry.refs import ModelKey
 
-__all__ = ["Alarm", "acknowledge_in", "alarm_block_in", "alarms_in", "insert_alarm"]
+__all__ = [
+    "HOLD_ALARM",
+    "Alarm",
+    "acknowledge_in",
+    "alarm_block_in",
+    "alarms_in",
+    "insert_alarm",
+]
+
+HOLD_ALARM = "autopilot_hold"
+"""The alarm kind that makes every bot serving the model hold (act HOLD) until acknowledged."""
 
 
 @dataclass(frozen=True)

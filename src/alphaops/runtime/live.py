@@ -40,6 +40,7 @@ from alphaops.core.errors import AlphaOpsError, ExternalServiceError, NotFoundEr
 from alphaops.data.candles import Candles
 from alphaops.journal import Journal, client_order_id
 from alphaops.registry import ModelKey, Registry, parse_key
+from alphaops.registry._alarms import HOLD_ALARM
 from alphaops.registry.refs import CHALLENGER, CHAMPION, PREVIOUS
 from alphaops.rollout import IntervalStats
 from alphaops.rollout.routing import check_percentage, routes_to_challenger
@@ -75,6 +76,7 @@ EventKind = Literal[
     "listen_failed",
     "loader_failed",
     "journal_dropped",
+    "hold",
 ]
 
 
@@ -153,6 +155,9 @@ class _Slot:
     # Whether one prepared batch is valid for both champion and challenger (same input shape,
     # dtype and feature computation): shadow and canary agreement then prepare it only once.
     shared_input: bool = False
+    # Why bots must hold (an open autopilot_hold alarm of the model): every served decision is
+    # HOLD, journaled as such beside the model's probabilities, until it is acknowledged.
+    hold: str | None = None
 
 
 def _same_input(a: LoadedModel, b: LoadedModel) -> bool:
@@ -431,6 +436,8 @@ class LivePredictor:
         probs = model.run(batch)[-1]
         best = int(np.argmax(probs))
         action = int(model.class_actions[best])
+        if slot.hold is not None and not shadow:
+            action = 0
         probabilities = tuple(float(p) for p in probs)
         decision_id = None
         if self._submit is not None:  # a tuple on a deque: the writer thread does the rest
@@ -667,9 +674,17 @@ class LivePredictor:
         if fallback is not None:
             versions["fallback"] = fallback.version
         shared = challenger is not None and _same_input(champion, challenger)
+        hold = self._hold_reason()
+        if hold != (None if current is None else current.hold):
+            what = f"holding: {hold}" if hold else "hold lifted: serving the model's actions"
+            self._event("hold", champion.version, what)
         return _Slot(
-            champion, previous, challenger, routing, generation, versions, fallback, shared
+            champion, previous, challenger, routing, generation, versions, fallback, shared, hold
         )
+
+    def _hold_reason(self) -> str | None:
+        held = [a for a in self.registry.alarms(self.key, open_only=True) if a.kind == HOLD_ALARM]
+        return held[-1].summary if held else None
 
     def _get_fallback(self, current: _Slot | None) -> LoadedModel | None:
         # The fallback type's champion, loaded and verified like any version; a failure to
