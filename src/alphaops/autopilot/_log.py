@@ -103,6 +103,12 @@ class Run:
         return self.state in FINAL_STEPS
 
     @property
+    def cut_short(self) -> bool:
+        """Return whether it ended before deciding anything (abandoned after a crash, or
+        cancelled by a stop): it neither serves its schedule time nor starts a cooldown."""
+        return self.state in ("abandoned", "cancelled")
+
+    @property
     def reason(self) -> str:
         """Return why it fired."""
         return self.steps[0].reason

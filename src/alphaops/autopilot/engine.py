@@ -213,11 +213,11 @@ class Autopilot:
         Missed times coalesce: after a long stop the model is due once, not once per miss.
         """
         runs = runs if runs is not None else self.log.runs(model.key)
-        # A run a crash cut short did not serve its time: the model is due again at once.
+        # A run cut short (a crash, a stop) did not serve its time: the model is due again.
         served = [
             r.due_at
             for r in runs
-            if r.kind == "scheduled" and r.due_at is not None and r.state != "abandoned"
+            if r.kind == "scheduled" and r.due_at is not None and not r.cut_short
         ]
         if served:
             anchor = max(served)
@@ -246,7 +246,7 @@ class Autopilot:
     def cooldown_until(self, model: ModelPolicy, runs: list[Run]) -> datetime | None:
         """Return when ``model``'s cooldown ends (``None``: not cooling down)."""
         last = max(
-            (r.started for r in runs if r.key == model.key and r.state != "abandoned"),
+            (r.started for r in runs if r.key == model.key and not r.cut_short),
             default=None,
         )
         return None if last is None else last + timedelta(seconds=model.cooldown)

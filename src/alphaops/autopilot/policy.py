@@ -19,6 +19,7 @@ alphaops.core.errors.SpecError: invalid autopilot policy: ...
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -59,8 +60,28 @@ def _duration(value: object, what: str) -> float:
     raise ValueError(f"{what} {value!r} is not a positive duration (e.g. 90s, 15m, 1h, 7d)")
 
 
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _cron_trigger(expression: str) -> Any:
+    # Standard cron numbers Sunday 0 (or 7) .. Saturday 6; APScheduler 3 numbers Monday 0.
+    # Day numbers are written as names, which both read alike (a step after '/' stays).
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expression.split()
+    if len(fields) == 5:
+        fields[4] = re.sub(
+            r"(?<![/\d])(\d+)", lambda m: _DAYS[int(m[1])] if int(m[1]) < 8 else m[1], fields[4]
+        )
+    return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
+
+
 class Schedule(SpecModel):
-    """When a model is retrained on schedule: a cron expression or a fixed interval (one)."""
+    """When a model is retrained on schedule: a cron expression or a fixed interval (one).
+
+    Cron expressions have the standard five fields, in UTC, with days of the week numbered
+    as cron does (0 or 7 Sunday, 1 Monday … 6 Saturday) or named (``mon-fri``).
+    """
 
     spec_label: ClassVar[str] = "schedule"
     spec_example: ClassVar[str] = '{"cron": "0 0 * * 0"} or {"every": "7d"}'
@@ -79,10 +100,8 @@ class Schedule(SpecModel):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
             try:
-                CronTrigger.from_crontab(value, timezone=UTC)
+                _cron_trigger(value)
             except ValueError as exc:
                 raise ValueError(
                     f"cron {value!r} is not a five-field cron expression: {exc}"
@@ -92,7 +111,11 @@ class Schedule(SpecModel):
     @model_validator(mode="after")
     def _one(self) -> Self:
         if (self.cron is None) == (self.every is None):
-            raise ValueError("give exactly one of 'cron' and 'every'")
+            raise SpecError(
+                f"invalid schedule: give exactly one of 'cron' and 'every' (got cron={self.cron!r}, "
+                f"every={self.every!r})",
+                fix="write e.g. {cron: '0 0 * * 0'} or {every: 7d}",
+            )
         return self
 
     def next_after(self, moment: datetime) -> datetime:
@@ -106,11 +129,8 @@ class Schedule(SpecModel):
         """
         if self.every is not None:
             return moment + timedelta(seconds=self.every)
-        from apscheduler.triggers.cron import CronTrigger
-
         assert self.cron is not None
-        trigger = CronTrigger.from_crontab(self.cron, timezone=UTC)
-        fire = trigger.get_next_fire_time(None, moment + timedelta(seconds=1))
+        fire = _cron_trigger(self.cron).get_next_fire_time(None, moment + timedelta(seconds=1))
         if fire is None:  # pragma: no cover - a five-field cron always fires again
             raise UsageError(f"cron {self.cron!r} never fires again", fix="fix the schedule")
         result: datetime = fire.astimezone(UTC)
@@ -222,9 +242,16 @@ class ModelPolicy(SpecModel):
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.on_no_candidate == "fallback" and self.fallback_model is None:
-            raise ValueError("on_no_candidate 'fallback' needs fallback_model")
+            raise SpecError(
+                f"invalid autopilot model {self.key}: on_no_candidate 'fallback' needs fallback_model",
+                fix="add e.g. fallback_model: random_forest, or choose keep or hold",
+            )
         if self.fallback_model is not None and self.fallback_model == self.job.model:
-            raise ValueError(f"fallback_model {self.fallback_model!r} is the model itself")
+            raise SpecError(
+                f"invalid autopilot model {self.key}: fallback_model {self.fallback_model!r} is "
+                "the model itself",
+                fix="name a simpler model type, e.g. random_forest",
+            )
         return self
 
     @property
@@ -268,7 +295,10 @@ class AutopilotPolicy(SpecModel):
         keys = [str(m.key) for m in self.models]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
-            raise ValueError(f"model(s) {repeated} appear more than once")
+            raise SpecError(
+                f"invalid autopilot policy: model(s) {repeated} appear more than once",
+                fix="list each SYMBOL/TYPE once",
+            )
         return self
 
     def model(self, key: ModelKey | str) -> ModelPolicy:

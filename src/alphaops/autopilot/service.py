@@ -29,10 +29,11 @@ class AutopilotThread:
     ``on_runs`` is called with the runs of every check that started any; ``errors`` keeps the
     exceptions of checks that failed (a failed check is retried at the next one).
 
-    >>> # doctest: +SKIP
-    >>> pilot = AutopilotThread(config, load_policy("autopilot.yaml"))
-    >>> pilot.start()          # inside the bot, beside its LivePredictor
-    >>> pilot.stop()           # at shutdown: the running step ends cleanly
+    In a bot (``tests/autopilot/test_autopilot_service.py`` runs this)::
+
+        pilot = AutopilotThread(config, load_policy("autopilot.yaml")).start()
+        ...                        # the bot trades with its LivePredictor
+        pilot.stop()               # at shutdown: the running step ends cleanly
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class AutopilotThread:
             runs = self.pilot.check(self.clock())
             if runs and self.on_runs is not None:
                 self.on_runs(runs)
-        except Exception as exc:  # noqa: BLE001 - kept and retried at the next check
+        except Exception as exc:  # kept, and retried at the next check
             self.errors.append(exc)
         finally:
             self.checks += 1

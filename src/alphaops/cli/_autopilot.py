@@ -7,6 +7,7 @@ SIGTERM after the running step ended cleanly.
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,6 +37,17 @@ ExecutorOpt = Annotated[
 ]
 
 
+def _wrap(head: str, text: str, indent: int) -> list[str]:
+    # Fit 80 columns without cutting: words (refs, paths) are never broken, only moved.
+    return textwrap.wrap(
+        head + text,
+        width=80,
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [head.rstrip()]
+
+
 def _when(moment: datetime | None) -> str:
     return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
 
@@ -45,7 +57,7 @@ def run_lines(run: Run) -> list[str]:
     lines = [f"{run.key}  {run.kind} run {run.run_id}  fired {_when(run.started)}"]
     for step in run.steps:
         version = "" if step.version is None else f" v{step.version}"
-        lines.append(f"  {step.step}{version}: {step.reason}" if step.reason else f"  {step.step}")
+        lines += _wrap(f"  {step.step}{version}: ", step.reason, 4)
     return lines
 
 
@@ -60,9 +72,9 @@ def status_lines(status: ModelStatus) -> list[str]:
         f"  last run:       {'-' if last is None else f'{last.kind}, {_when(last.started)}'}",
     ]
     if last is not None:
-        lines.append(f"  ended:          {last.outcome}")
+        lines += _wrap("  ended:          ", last.outcome, 18)
     if status.alarm:
-        lines.append(f"  alarm:          {status.alarm}")
+        lines += _wrap("  alarm:          ", status.alarm, 18)
     return lines
 
 
