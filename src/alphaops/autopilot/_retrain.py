@@ -179,6 +179,7 @@ class Retrain:
             interval_s=policy.interval,
             max_failures=policy.max_failures,
             reason=f"autopilot {self.firing.kind} retrain: {self.firing.reason}",
+            rollout_id=None if self.pilot.rollout_ids is None else self.pilot.rollout_ids(key),
         )
         self.step(
             "rollout_started",

@@ -101,7 +101,8 @@ class Autopilot:
     training (``"process"``: a child process, so a bot that embeds the autopilot keeps its hot
     path; ``"thread"``/``"sequential"`` in tests; ``"ray"`` with ``ray_address``).
     ``fault`` injects failures for replays and drills: it is called with each job before
-    training and may raise.
+    training and may raise. ``rollout_ids`` names the rollouts it starts (a replay names them
+    so that canary routing is the same on every run; default: random ids).
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class Autopilot:
         ray_address: str | None = None,
         actor: str = "autopilot",
         fault: Callable[[TrainingJob], None] | None = None,
+        rollout_ids: Callable[[ModelKey], str] | None = None,
     ) -> None:
         from alphaops.services._common import open_configured_registry
         from alphaops.services.data import open_store
@@ -128,6 +130,7 @@ class Autopilot:
         self.ray_address = ray_address
         self.actor = actor
         self.fault = fault
+        self.rollout_ids = rollout_ids
         self.log = AutopilotLog(self.registry, actor=actor)
         self.journal = Journal(self.registry, actor=actor)
         self.hysteresis = Hysteresis()
@@ -184,7 +187,13 @@ class Autopilot:
         ):
             emergency = None
         else:
-            record = read_live_record(self.registry, self.journal, key, model.triggers, now=now)
+            last_emergency = max(
+                (r.started for r in runs if r.kind == "emergency" and not r.cut_short),
+                default=None,
+            )
+            record = read_live_record(
+                self.registry, self.journal, key, model.triggers, now=now, since=last_emergency
+            )
             found = breaches(model.triggers, record)
             fires = self.hysteresis.update(str(key), found, model.triggers.consecutive)
             emergency = Firing(model, "emergency", "; ".join(found)) if fires else None

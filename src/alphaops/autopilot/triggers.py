@@ -52,9 +52,14 @@ def read_live_record(
     triggers: EmergencyTriggers,
     *,
     now: datetime,
+    since: datetime | None = None,
 ) -> LiveRecord:
     """Read the champion's last ``min_trades`` round trips, the open alarms and the recent
-    fallback decisions of ``key``."""
+    fallback decisions of ``key``.
+
+    ``since`` (the last emergency retrain) limits the trades to those closed after it: an
+    emergency fires again only on new evidence, never twice on the same losing trades.
+    """
     champion = registry.aliases(key).get(CHAMPION)
     # The autopilot's own alarms (no candidate passed, holding) are its answer, not a cause.
     alarms = tuple(
@@ -64,9 +69,13 @@ def read_live_record(
     )
     if champion is None:
         return LiveRecord(None, open_alarms=alarms)
-    trips = journal.round_trips(key, version=champion, until=now, last=triggers.min_trades)
-    since = now - timedelta(seconds=triggers.window)
-    recent = journal.decisions(key, since=since, until=now)
+    trips = journal.round_trips(
+        key, version=champion, since=since, until=now, last=triggers.min_trades
+    )
+    window_start = now - timedelta(seconds=triggers.window)
+    if since is not None and since > window_start:
+        window_start = since
+    recent = journal.decisions(key, since=window_start, until=now)
     served = [d for d in recent if d.role != "shadow" and d.role != "challenger"]
     enough = len(trips) >= triggers.min_trades
     return LiveRecord(

@@ -19,7 +19,7 @@ from alphaops.cli._context import get_context
 if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load pandas or scipy
     from alphaops.autopilot import ModelStatus, Run
 
-__all__ = ["app"]
+__all__ = ["app", "replay"]
 
 app = typer.Typer(
     help="Retrain on schedule and in emergencies; every candidate goes through gates and a "
@@ -181,3 +181,133 @@ def history(
         cli.print_json([run_to_dict(r) for r in runs])
         return
     _print(ctx, [line for r in runs for line in run_lines(r)] or ["no autopilot run yet"])
+
+
+def replay(
+    ctx: typer.Context,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Autopilot policy YAML (see docs/examples/autopilot.yaml)."),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First simulated moment (ISO, UTC).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="End of the replay (ISO, UTC).")] = None,
+    sample: Annotated[
+        bool,
+        typer.Option(
+            "--sample",
+            help="Replay the bundled sample (BTC/ETH/SOL 1h) with the bundled policy, "
+            "2024-10-15..2025-07-01, importing it into the home first.",
+        ),
+    ] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML report with plots here.")
+    ] = None,
+    crash_at: Annotated[
+        list[str] | None,
+        typer.Option("--crash-at", help="Fault: crash the first retrain at/after this time."),
+    ] = None,
+    gap: Annotated[
+        str | None, typer.Option("--gap", help="Fault: candles START..END are missing.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay stored candles with the autopilot on: retrains, gates, rollouts, fills.
+
+    Run it in a home of its own (--home): it trains, publishes and journals there.
+    """
+    from rich.progress import Progress
+
+    from alphaops.autopilot.replay import Faults
+    from alphaops.core.errors import UsageError
+    from alphaops.services.autopilot import load_policy
+    from alphaops.services.data import parse_utc
+    from alphaops.services.gates import parse_window
+    from alphaops.services.lifecycle import (
+        lifecycle_lines,
+        run_replay,
+        sample_setup,
+        write_lifecycle_html,
+    )
+    from alphaops.training import CancelToken
+    from alphaops.training._control import interrupts_cancel
+
+    cli = get_context(ctx)
+    if sample:
+        loaded, first, last = sample_setup(cli.config)
+    elif policy is None or start is None or end is None:
+        raise UsageError(
+            "replay needs --policy, --from and --to (or --sample)",
+            fix="e.g. alphaops replay --policy autopilot.yaml --from 2025-01-01 --to 2025-07-01",
+        )
+    else:
+        loaded = load_policy(policy)
+        first = parse_utc(start, "--from").to_pydatetime()
+        last = parse_utc(end, "--to").to_pydatetime()
+    if sample and start is not None:
+        first = parse_utc(start, "--from").to_pydatetime()
+    if sample and end is not None:
+        last = parse_utc(end, "--to").to_pydatetime()
+    faults = Faults(
+        training_crash_at=tuple(
+            parse_utc(c, "--crash-at").to_pydatetime() for c in (crash_at or [])
+        ),
+        data_gap=None if gap is None else _gap(parse_window(gap), gap),
+    )
+    token = CancelToken()
+    with Progress(console=cli.err, transient=True) as bar, interrupts_cancel(token):
+        task = bar.add_task("replaying", total=None)
+        result = run_replay(
+            cli.config,
+            loaded,
+            start=first,
+            end=last,
+            faults=faults,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            cancelled=lambda: token.cancelled,
+        )
+    runs = [line for r in result.runs for line in run_lines(r)]
+    if html is not None:
+        write_lifecycle_html(html, result, runs)
+    if as_json:
+        cli.print_json(
+            {
+                "bars": result.bars,
+                "seconds": round(result.seconds, 3),
+                "retrains": result.retrains,
+                "runs": result.counts,
+                "promotions": result.promotions,
+                "rollbacks": result.rollbacks,
+                "models": [
+                    {
+                        "model": str(m.key),
+                        "return": float(m.equity[-1] - 1),
+                        "first_champion_return": None
+                        if m.first_champion is None
+                        else float(m.first_champion[-1] - 1),
+                        "buy_and_hold_return": float(m.buy_and_hold[-1] - 1),
+                        "trades": m.trades,
+                        "served": m.served,
+                    }
+                    for m in result.models
+                ],
+            }
+        )
+        return
+    _print(ctx, lifecycle_lines(result))
+    if html is not None:
+        _print(ctx, ["", f"report: {html}"])
+
+
+def _gap(bounds: tuple[int | None, int | None], text: str) -> tuple[datetime, datetime]:
+    from datetime import UTC
+
+    from alphaops.core.errors import UsageError
+
+    first, last = bounds
+    if first is None or last is None or first >= last:
+        raise UsageError(
+            f"--gap {text!r} needs both ends, start first", fix="e.g. 2025-03-01..2025-03-04"
+        )
+    return datetime.fromtimestamp(first / 1000, UTC), datetime.fromtimestamp(last / 1000, UTC)

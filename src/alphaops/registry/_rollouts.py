@@ -10,6 +10,7 @@ move and its audit record — all in one transaction.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,6 +86,9 @@ class RolloutEvent:
     generation: int
 
 
+_ROLLOUT_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
 class RolloutStore(AliasMoves):
     """The rollout half of :class:`~alphaops.registry.Registry` (a mixin)."""
 
@@ -102,8 +106,12 @@ class RolloutStore(AliasMoves):
         reason: str,
         actor: str | None = None,
         force: bool = False,
+        rollout_id: str | None = None,
     ) -> RolloutRecord:
         """Store a new rollout of ``version`` and point ``challenger`` at it, atomically.
+
+        ``rollout_id`` names it (default: random); canary routing hashes it with each
+        routing key, so a replay that names its rollouts routes the same way every run.
 
         Refuse (:class:`VersionConflictError`) when the model already has an active rollout.
         A rollout that sends the version live traffic (any canary step) needs the same gate
@@ -113,7 +121,13 @@ class RolloutStore(AliasMoves):
         """
         key = parse_key(key) if isinstance(key, str) else key
         actor = actor or self.actor
-        rollout_id = uuid.uuid4().hex[:16]
+        if rollout_id is None:
+            rollout_id = uuid.uuid4().hex[:16]
+        elif not _ROLLOUT_ID.fullmatch(rollout_id):
+            raise UsageError(
+                f"rollout id {rollout_id!r} is not 1-32 letters, digits, '-' or '_'",
+                fix="pass a short name such as 'replay-3', or none for a random id",
+            )
         try:
             with self.database.write() as conn:
                 gen = self._bump_generation(conn)

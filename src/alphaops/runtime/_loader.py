@@ -103,7 +103,9 @@ class ProcessFetcher:
     def _start(self) -> None:
         self.close()
         process = subprocess.Popen(
-            [sys.executable, "-m", "alphaops.runtime._loader"],
+            # Not ``-m``: alphaops.runtime imports this module, and running a module that
+            # its package already imported makes runpy warn on the bot's stderr.
+            [sys.executable, "-c", _ENTRY],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # the terminal's Ctrl-C goes to the bot, not here
@@ -205,6 +207,9 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
                     _send(replies, frame)
             except OSError:
                 return
+
+
+_ENTRY = "import sys; from alphaops.runtime._loader import _serve; _serve(sys.stdin.buffer, sys.stdout.buffer)"
 
 
 def _error(name: str, message: str, fix: str | None, details: dict[str, Any]) -> bytes:

@@ -44,8 +44,9 @@ FEE = 0.0010
 
 class _Trader:
     # Fills the acted decisions like the backtest gate's long_flat rule, at the bar's close.
-    def __init__(self, journal: Journal, step_ms: int) -> None:
+    def __init__(self, journal: Journal, step_ms: int, book: str) -> None:
         self.journal = journal
+        self.book = book
         self.step_ms = step_ms
         self.qty = 0.0
         self.fills = 0
@@ -63,7 +64,7 @@ class _Trader:
             price=bar.close,
             fee=qty * bar.close * FEE,
             at=bar.timestamp_ms + self.step_ms,
-            book="replay",
+            book=self.book,
             exchange_trade_id=f"replay-{prediction.decision_id}",
         )
         self.qty = qty if want_long else 0.0
@@ -142,7 +143,9 @@ def replay_rollout(
         )
         key = record.key
         journal = Journal(registry)
-        trader = _Trader(journal, candles.timeframe.seconds * 1000)
+        # Each replay is its own paper account: replaying the same bars again (a second
+        # quickstart) must not append fills older than the last one of an earlier replay.
+        trader = _Trader(journal, candles.timeframe.seconds * 1000, f"replay-{record.id}")
         with journal, LivePredictor(registry, key, start=False, journal=journal) as live:
             # The history before the first replayed bar warms the features up, as a bot does
             # at start; then bars arrive one at a time through the streaming entry.

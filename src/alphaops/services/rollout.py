@@ -80,6 +80,7 @@ class RolloutController:
         max_failures: int = 3,
         reason: str = "rollout",
         force: bool = False,
+        rollout_id: str | None = None,
     ) -> RolloutRecord:
         """Make ``ref`` the challenger and start its rollout at the first step.
 
@@ -120,6 +121,7 @@ class RolloutController:
             reason=reason,
             actor=self.actor,
             force=force,
+            rollout_id=rollout_id,
         )
 
     def status(self, key: ModelKey | str | None = None) -> list[RolloutRecord]:
