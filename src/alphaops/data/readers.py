@@ -24,7 +24,7 @@ problems, the rows and the fix, prefixed by the file name.
 
 from __future__ import annotations
 
-import gzip
+import io
 import json
 import re
 from pathlib import Path
@@ -41,6 +41,14 @@ from alphaops.core.errors import (
 )
 from alphaops.core.names import normalize_symbol
 from alphaops.core.timeframes import Timeframe
+from alphaops.data._columns import TIMESTAMP_ALIASES, ChunkedColumns, is_number, source_names
+from alphaops.data._streaming import (
+    JSON_FIX,
+    SNIFF_BYTES,
+    content_size,
+    iter_json_batches,
+    sniff_head,
+)
 from alphaops.data.candles import OHLCV, Candles
 
 __all__ = [
@@ -52,8 +60,6 @@ __all__ = [
 ]
 
 CandleFormat = Literal["parquet", "csv", "feather", "json"]
-# Column names accepted for the candle open time, in order of preference (after lower-casing).
-TIMESTAMP_ALIASES = ("timestamp", "date", "time", "open_time", "datetime")
 
 _SUFFIXES: dict[str, CandleFormat] = {
     ".parquet": "parquet",
@@ -65,15 +71,9 @@ _SUFFIXES: dict[str, CandleFormat] = {
 }
 # Naming used by Binance/alphaops (BTCUSDT-1h) and freqtrade (BTC_USDT-1h).
 _NAME = re.compile(r"(?P<symbol>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)?)-(?P<timeframe>[0-9]+[smhdw])")
-# An explicit UTC offset or zone at the end of a timestamp string.
-_HAS_OFFSET = re.compile(r"(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
-# Largest absolute epoch value per unit for dates before ~5138 AD; picks the unit by magnitude.
-_EPOCH_UNITS: tuple[tuple[float, Literal["s", "ms", "us"]], ...] = (
-    (1e11, "s"),
-    (1e14, "ms"),
-    (1e17, "us"),
-)
 _FORMAT_FIX = "pass format='parquet', 'csv', 'feather' or 'json', or convert the file to Parquet"
+# Rows of a large CSV parsed at a time (about 25 MB of parser memory for candle rows).
+CSV_CHUNK_ROWS = 250_000
 
 
 def infer_format(path: str | Path) -> CandleFormat:
@@ -147,9 +147,7 @@ def read_candles(
             path=str(file),
         )
     fmt = infer_format(file) if format is None else _check_format(format, file)
-    raw = _read_raw(file, fmt)
-    frame = _to_canonical_columns(raw, file)
-    frame["timestamp"] = _to_datetime(frame["timestamp"], file, assume_utc=assume_utc)
+    frame = _read_raw(file, fmt, assume_utc=assume_utc)
     try:
         return Candles.from_frame(frame, symbol=symbol, timeframe=timeframe)
     except DataValidationError as exc:
@@ -169,16 +167,16 @@ def _check_format(fmt: str, file: Path) -> CandleFormat:
     )
 
 
-def _read_raw(file: Path, fmt: CandleFormat) -> pd.DataFrame:
+def _read_raw(file: Path, fmt: CandleFormat, *, assume_utc: bool) -> pd.DataFrame:
+    """Return the canonical frame (OHLCV columns, timestamps converted) of ``file``."""
     try:
-        if fmt == "parquet":
-            return pd.read_parquet(file)
-        if fmt == "feather":
-            return pd.read_feather(file)
+        if fmt in ("parquet", "feather"):
+            raw = pd.read_parquet(file) if fmt == "parquet" else pd.read_feather(file)
+            return ChunkedColumns(file, assume_utc=assume_utc).frame_of([raw])
         if fmt == "csv":
-            return _read_csv(file)
-        return _read_json(file)
-    except DataFormatError:
+            return _read_csv(file, assume_utc=assume_utc)
+        return _read_json(file, assume_utc=assume_utc)
+    except (DataFormatError, DataValidationError):
         raise
     except Exception as exc:  # every parser has its own error types; all mean "unreadable"
         raise DataFormatError(
@@ -188,127 +186,105 @@ def _read_raw(file: Path, fmt: CandleFormat) -> pd.DataFrame:
         ) from exc
 
 
-def _read_csv(file: Path) -> pd.DataFrame:
-    frame = pd.read_csv(file)
-    if len(frame.columns) >= 6 and all(_is_number(c) for c in frame.columns[:6]):
+def _read_csv(file: Path, *, assume_utc: bool) -> pd.DataFrame:
+    # The first MiB decides whether this can be candles at all (header, columns, numbers,
+    # times); only then is the rest read, in chunks of CSV_CHUNK_ROWS rows.
+    head, whole = sniff_head(file)
+    if not head.strip():
+        raise DataFormatError(
+            f"cannot read {file} as csv: the file is empty", fix=_FORMAT_FIX, path=str(file)
+        )
+    lines = head if whole else head[: head.rfind(b"\n") + 1]
+    if not lines:
+        raise DataFormatError(
+            f"{file}: its first line is longer than {SNIFF_BYTES} bytes, so it is not a candle "
+            f"CSV (it starts {head[:40]!r})",
+            fix=_FORMAT_FIX,
+            path=str(file),
+        )
+    try:
+        text = lines.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"{file} is not UTF-8 text (byte {exc.start} of its first lines): not a candle CSV",
+            fix=_FORMAT_FIX,
+            path=str(file),
+        ) from exc
+    sample = pd.read_csv(io.StringIO(text))
+    header: int | None = 0
+    if len(sample.columns) >= 6 and all(is_number(c) for c in sample.columns[:6]):
         # No header: Binance kline dumps start open_time, open, high, low, close, volume.
-        frame = pd.read_csv(file, header=None)
-        frame = frame.rename(columns=dict(enumerate(OHLCV)))
-    return frame
+        header = None
+        sample = pd.read_csv(io.StringIO(text), header=None)
+    rename = None if header == 0 else dict(enumerate(OHLCV))
+    # Rows expected from the head's bytes per row (an overestimate costs address space only).
+    per_row = max(1, len(lines) // max(1, len(sample)))
+    expected = 0 if whole else int(content_size(file) / per_row * 1.1) + CSV_CHUNK_ROWS
+    columns = ChunkedColumns(file, assume_utc=assume_utc, rename=rename, expected_rows=expected)
+    if whole:
+        return columns.frame_of([sample])
+    columns.add(sample)  # refuses missing columns, text prices and bad times before the rest
+    columns.restart()
+    usecols = source_names(sample) if header == 0 else list(range(len(OHLCV)))
+    with pd.read_csv(
+        file, header=header, usecols=usecols, chunksize=CSV_CHUNK_ROWS, low_memory=False
+    ) as chunks:
+        return columns.frame_of(chunks)
 
 
-def _read_json(file: Path) -> pd.DataFrame:
-    opener = gzip.open if file.suffix.lower() == ".gz" else open
-    with opener(file, "rt", encoding="utf-8") as handle:
-        data = json.load(handle)
-    if isinstance(data, list) and all(isinstance(r, list) and len(r) >= 6 for r in data):
-        # freqtrade: [[ms, open, high, low, close, volume], ...]
-        return pd.DataFrame([r[:6] for r in data], columns=list(OHLCV))
-    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
-        return pd.DataFrame(data)
-    shape = (
-        type(data).__name__
-        if not isinstance(data, list) or not data
-        else f"list of {type(data[0]).__name__}"
+def _read_json(file: Path, *, assume_utc: bool) -> pd.DataFrame:
+    head, whole = sniff_head(file)
+    if whole:  # small: parse it at once (the same shapes are accepted below, in batches)
+        return ChunkedColumns(file, assume_utc=assume_utc).frame_of([_json_frame(file, head)])
+    # A candle row of JSON takes at least ~25 bytes: rows expected from the file size.
+    expected = content_size(file) // 25
+    columns = ChunkedColumns(file, assume_utc=assume_utc, expected_rows=expected)
+    return columns.frame_of(
+        _json_batch_frame(file, batch, first=i == 0)
+        for i, batch in enumerate(iter_json_batches(file))
     )
+
+
+def _json_frame(file: Path, raw: bytes) -> pd.DataFrame:
+    data = json.loads(raw.decode("utf-8"))
+    if isinstance(data, list):
+        return _json_batch_frame(file, data, first=True)
     raise DataFormatError(
-        f"{file} holds JSON of shape {shape}, not candles",
-        fix="write a list of [ms, open, high, low, close, volume] rows (freqtrade) or a list "
-        "of objects with timestamp, open, high, low, close, volume",
+        f"{file} holds JSON of shape {type(data).__name__}, not candles",
+        fix=JSON_FIX,
         path=str(file),
     )
 
 
-def _is_number(value: object) -> bool:
-    try:
-        float(str(value))
-    except ValueError:
-        return False
-    return True
+def _freqtrade_rows(data: list[list[Any]]) -> pd.DataFrame:
+    try:  # all numbers, 6 per row: one C-speed conversion (most files)
+        table = np.array(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        table = None
+    if table is None or table.ndim != 2 or table.shape[1] < len(OHLCV):
+        return pd.DataFrame([r[:6] for r in data], columns=list(OHLCV))
+    stamps = table[:, 0]
+    # Epoch milliseconds are integers: keep them int64 (float nanoseconds would round).
+    if np.all(np.isfinite(stamps)) and np.all(stamps == np.round(stamps)):
+        first: Any = stamps.astype(np.int64)
+    else:
+        first = pd.Series([r[0] for r in data])
+    columns = {"timestamp": first} | {c: table[:, i + 1] for i, c in enumerate(OHLCV[1:])}
+    return pd.DataFrame(columns, copy=False)
 
 
-def _to_canonical_columns(raw: pd.DataFrame, file: Path) -> pd.DataFrame:
-    frame = raw.rename(columns=lambda c: str(c).strip().lstrip("\ufeff").lower())
-    if not any(alias in frame.columns for alias in TIMESTAMP_ALIASES):
-        index_name = str(frame.index.name or "").lower()
-        if isinstance(frame.index, pd.DatetimeIndex) or index_name in TIMESTAMP_ALIASES:
-            frame = frame.reset_index(names="timestamp")
-    alias = next((a for a in TIMESTAMP_ALIASES if a in frame.columns), None)
-    if alias is not None and alias != "timestamp":
-        frame = frame.rename(columns={alias: "timestamp"})
-    missing = [c for c in OHLCV if c not in frame.columns]
-    if missing:
-        raise DataFormatError(
-            f"{file} lacks column(s) {missing}; found {[str(c) for c in raw.columns]}",
-            fix="rename the columns to timestamp (or date/time/open_time/datetime), open, "
-            "high, low, close, volume",
-            path=str(file),
-            missing=missing,
-            found=[str(c) for c in raw.columns],
-        )
-    if frame.columns.duplicated().any():
-        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        raise DataFormatError(
-            f"{file} has several columns named {duplicated} (names compared case-insensitively)",
-            fix="keep one column per name",
-            path=str(file),
-        )
-    return frame.loc[:, list(OHLCV)].copy()
-
-
-def _to_datetime(ts: pd.Series[Any], file: Path, *, assume_utc: bool) -> pd.Series[Any]:
-    if isinstance(ts.dtype, pd.DatetimeTZDtype):
-        converted: pd.Series[Any] = ts.dt.tz_convert("UTC")
-        return converted
-    if pd.api.types.is_datetime64_dtype(ts.dtype):
-        return ts.dt.tz_localize("UTC") if assume_utc else ts
-    if pd.api.types.is_bool_dtype(ts.dtype):
-        return ts  # validation reports the wrong type
-    if pd.api.types.is_numeric_dtype(ts.dtype):
-        return _from_epoch(ts)
-    if pd.api.types.is_object_dtype(ts.dtype) or pd.api.types.is_string_dtype(ts.dtype):
-        return _from_strings(ts, file, assume_utc=assume_utc)
-    return ts
-
-
-def _from_epoch(ts: pd.Series[Any]) -> pd.Series[Any]:
-    values = ts.to_numpy(dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    biggest = float(np.abs(finite).max()) if finite.size else 0.0
-    unit: Literal["s", "ms", "us", "ns"] = next(
-        (u for limit, u in _EPOCH_UNITS if biggest < limit), "ns"
+def _json_batch_frame(file: Path, data: list[Any], *, first: bool) -> pd.DataFrame:
+    if all(isinstance(r, list) and len(r) >= 6 for r in data):
+        # freqtrade: [[ms, open, high, low, close, volume], ...]
+        return _freqtrade_rows(data)
+    if all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(data)
+    odd = next(r for r in data if not (isinstance(r, list) and len(r) >= 6))
+    shape = f"list of {type(odd).__name__}" if first else "list with a row of another kind"
+    if isinstance(odd, list):
+        shape += f"s of {len(odd)} values (a candle row has 6)"
+    raise DataFormatError(
+        f"{file} holds JSON of shape {shape}, not candles",
+        fix=JSON_FIX,
+        path=str(file),
     )
-    return pd.to_datetime(ts, unit=unit, utc=True)
-
-
-def _from_strings(ts: pd.Series[Any], file: Path, *, assume_utc: bool) -> pd.Series[Any]:
-    if len(ts) == 0:
-        return pd.Series(pd.DatetimeIndex([], tz="UTC"), index=ts.index)
-    text = ts.astype("string").str.strip()
-    if text.str.fullmatch(r"-?\d+(\.\d+)?").fillna(False).all():
-        return _from_epoch(pd.to_numeric(text))
-    with_offset = text.str.contains(_HAS_OFFSET).fillna(False)
-    aware = int(with_offset.sum())
-    if 0 < aware < int(text.notna().sum()):
-        first_naive = int(np.flatnonzero(~with_offset.to_numpy(dtype=bool))[0])
-        raise DataFormatError(
-            f"{file}: {aware} timestamp(s) carry a UTC offset and {len(text) - aware} do not "
-            f"(first without one: row {first_naive}, {text.iloc[first_naive]!r})",
-            fix="write every timestamp with an offset (e.g. '2025-01-01T00:00:00Z') or none",
-            path=str(file),
-        )
-    if aware:
-        text = text.str.replace(r"\s*(?:UTC|GMT)$", "+00:00", regex=True, case=False)
-    try:
-        parsed = pd.to_datetime(text, format="ISO8601", utc=aware > 0)
-    except (ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise DataFormatError(
-            f"{file}: timestamps are not ISO 8601 dates ({reason}); first value {text.iloc[0]!r}",
-            fix="write ISO 8601 times with an offset ('2025-01-01T00:00:00Z') or epoch "
-            "milliseconds",
-            path=str(file),
-        ) from exc
-    if aware == 0 and assume_utc:
-        parsed = parsed.dt.tz_localize("UTC")
-    return parsed

@@ -7,6 +7,7 @@ outside the bundle folder (checksummed in the ``gate_attachments`` table).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from alphaops.registry._fs import FileSystem, open_fs
 from alphaops.registry.refs import LATEST, ModelKey
 
-__all__ = ["GATES", "STAGING", "ArtifactStore"]
+__all__ = ["GATES", "STAGING", "ArtifactStore", "staging_started"]
 
 # Bundles are written here first; the leading dot keeps it apart from validated symbol names.
 STAGING = ".staging"
@@ -58,9 +59,27 @@ class ArtifactStore:
         return f"{self.model_dir(key)}/{LATEST}"
 
     def new_staging_dir(self) -> str:
-        """Return a fresh, unique staging folder path."""
-        return f"{self.root}/{STAGING}/{uuid.uuid4().hex}"
+        """Return a fresh, unique staging folder path, named after the time it was made.
+
+        The time in the name (epoch milliseconds) is what ``registry doctor`` ages staging
+        folders by: S3 has no folder times, and an upload in progress must never look old.
+        """
+        return f"{self.root}/{STAGING}/{time.time_ns() // 1_000_000}-{uuid.uuid4().hex}"
 
     def display(self, path: str) -> str:
         """Return ``path`` as a URL people can paste (``s3://bucket/...`` or a local path)."""
         return f"{self._protocol}{path}"
+
+
+def staging_started(name: str) -> float | None:
+    """Return when the staging folder ``name`` was made (epoch seconds), if its name says.
+
+    >>> staging_started("1767225600000-0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+    1767225600.0
+    >>> staging_started("0f1e2d3c4b5a69788796a5b4c3d2e1f0") is None
+    True
+    """
+    stamp, sep, rest = name.partition("-")
+    if not sep or not stamp.isdigit() or len(rest) != 32:
+        return None
+    return int(stamp) / 1000

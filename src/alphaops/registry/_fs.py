@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import fsspec
 
-from alphaops.core.errors import ExternalServiceError, UsageError
+from alphaops.core.errors import ExternalServiceError, IntegrityError, UsageError
 
 __all__ = ["FileSystem", "local_fs", "open_fs"]
 
@@ -60,9 +60,15 @@ class FileSystem:
             yield handle
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` (creating parent folders)."""
+        """Write ``data`` to ``path`` (creating parent folders), durably.
+
+        Locally the file and its folder are fsynced before this returns, so a row that names
+        the file may be committed next; on S3 an acknowledged PUT is already durable.
+        """
         if self.local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _write_synced(Path(path), data)
+            _fsync_dir(Path(path).parent)
+            return
         with self._fs.open(path, "wb") as handle:
             handle.write(data)
 
@@ -92,10 +98,22 @@ class FileSystem:
             info: Mapping[str, Any] = self._fs.info(path)
         except FileNotFoundError:
             return None
-        value = info.get("mtime") or info.get("LastModified") or info.get("created")
-        if value is None:
-            return None
-        return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+        return _mtime(info)
+
+    def newest_mtime(self, path: str) -> float | None:
+        """Return the newest modification time of ``path`` or any file under it, when known.
+
+        S3 has no folders (and so no folder times): there the newest object decides, which is
+        what tells whether a writer may still be filling the folder.
+        """
+        stamps = [self.modified(path)] if self.local else []
+        try:
+            found: Mapping[str, Mapping[str, Any]] = self._fs.find(path, detail=True)
+        except FileNotFoundError:
+            found = {}
+        stamps += [_mtime(info) for info in found.values()]
+        known = [s for s in stamps if s is not None]
+        return max(known) if known else None
 
     def remove_tree(self, path: str) -> None:
         """Remove ``path`` and everything under it (no error if missing)."""
@@ -106,18 +124,41 @@ class FileSystem:
                 Path(path).rmdir()
 
     def put_folder(self, source: Path, dest: str) -> None:
-        """Copy the local folder ``source`` to ``dest`` file by file."""
-        for file in sorted(p for p in source.rglob("*") if p.is_file()):
-            self.write_bytes(f"{dest}/{file.relative_to(source).as_posix()}", file.read_bytes())
+        """Copy the local folder ``source`` to ``dest`` file by file (durably, see above)."""
+        files = sorted(p for p in source.rglob("*") if p.is_file())
+        if not self.local:
+            for file in files:
+                self.write_bytes(f"{dest}/{file.relative_to(source).as_posix()}", file.read_bytes())
+            return
+        root = Path(dest)
+        _make_dirs(root)
+        for file in files:
+            _write_synced(root / file.relative_to(source), file.read_bytes())
+        # Then every folder's entries, deepest first: the files are reachable after a crash.
+        for folder in sorted({f.parent for f in files}, key=lambda p: len(p.parts), reverse=True):
+            _fsync_dir(root / folder.relative_to(source))
 
     def move_tree(self, source: str, dest: str) -> None:
-        """Move folder ``source`` to ``dest``: one atomic rename locally, copy+delete remotely."""
+        """Move folder ``source`` to ``dest``: one atomic rename locally, copy+delete remotely.
+
+        Locally both parent folders are fsynced after the rename, so the move survives a power
+        loss before the caller commits the row that makes ``dest`` visible.
+        """
         if self.local:
-            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(Path(dest).parent)
             os.rename(source, dest)
+            _fsync_dir(Path(dest).parent)
+            _fsync_dir(Path(source).parent)
             return
-        for rel in self.sizes(source):
-            self._fs.copy(f"{source}/{rel}", f"{dest}/{rel}")
+        try:
+            for rel in self.sizes(source):
+                self._fs.copy(f"{source}/{rel}", f"{dest}/{rel}")
+        except FileNotFoundError as exc:
+            raise IntegrityError(
+                f"staging folder {source} lost a file while it was moved to {dest}: {exc}",
+                fix="publish again ('registry doctor --grace-s 0' removes folders in use)",
+                file=source,
+            ) from exc
         self.remove_tree(source)
 
     def point_link(self, link: str, target: str | None) -> None:
@@ -130,14 +171,58 @@ class FileSystem:
                 path.unlink()
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-        os.symlink(target, temp)
-        os.replace(temp, path)
+        for attempt in range(3):
+            temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+            os.symlink(target, temp)
+            try:
+                os.replace(temp, path)
+                _fsync_dir(path.parent)
+                return
+            except FileNotFoundError:
+                # A 'registry doctor --grace-s 0' swept the temporary link: make another.
+                if attempt == 2:
+                    raise
 
     def read_link(self, link: str) -> str | None:
         """Return the target of the local symlink ``link``, or ``None``."""
         path = Path(link)
         return os.readlink(path) if self.local and path.is_symlink() else None
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the entries of ``folder`` (created, renamed or removed files) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each recorded durably in its parent."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            created.mkdir()
+        _fsync_dir(created.parent)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    _make_dirs(path.parent)
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _mtime(info: Mapping[str, Any]) -> float | None:
+    value = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if value is None:
+        return None
+    return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
 
 
 def local_fs() -> FileSystem:

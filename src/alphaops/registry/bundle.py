@@ -83,6 +83,19 @@ def verify_bundle(
     is missing, truncated, altered or unlisted, and the ONNX model reproduces the reference
     outputs. Raises :class:`IntegrityError` naming the first offending file.
     """
+    try:
+        return _verify(fs, root, smoke_test=smoke_test, manifest_sha256=manifest_sha256)
+    except FileNotFoundError as exc:
+        # Listed, then gone: another writer (or 'registry doctor --grace-s 0') removed it.
+        gone = Path(str(exc.filename)).name if exc.filename else "a listed file"
+        raise _broken(
+            root, gone, f"vanished while being verified ({exc})", "restore it or re-publish"
+        ) from exc
+
+
+def _verify(
+    fs: FileSystem, root: str, *, smoke_test: bool, manifest_sha256: str | None
+) -> Manifest:
     present = fs.sizes(root)
     if MANIFEST_FILE not in present:
         raise _broken(root, MANIFEST_FILE, "is missing", "re-publish the bundle")

@@ -36,7 +36,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from alphaops.core.config import check_database_url
 from alphaops.core.errors import (
@@ -74,7 +73,6 @@ if TYPE_CHECKING:
     from alphaops.registry._notify import AliasListener
 
 __all__ = ["NOTIFY_CHANNEL", "GenerationReader", "Registry", "open_registry"]
-_ALLOCATE_RETRIES = 50
 
 
 def open_registry(
@@ -231,39 +229,38 @@ class Registry(RolloutStore, GateLog):
     def _reserve_version(
         self, key: ModelKey, manifest: str, sha: str, size: int, actor: str
     ) -> tuple[int, int]:
-        # SQLite serializes writers (BEGIN IMMEDIATE); on PostgreSQL two publishers may pick the
-        # same number, the unique constraint refuses the second and it retries.
-        for _ in range(_ALLOCATE_RETRIES):
-            try:
-                with self.database.write() as conn:
-                    model_id = self._ensure_model(conn, key)
-                    last = conn.execute(
-                        select(func.max(t.versions.c.version)).where(*_is(t.versions, key))
-                    ).scalar()
-                    version = int(last or 0) + 1
-                    now = _now()
-                    row_id = conn.execute(
-                        insert(t.versions).values(
-                            model_id=model_id,
-                            symbol=key.symbol,
-                            model_type=key.model_type,
-                            version=version,
-                            status=VersionStatus.PENDING.value,
-                            manifest=manifest,
-                            manifest_sha256=sha,
-                            size_bytes=size,
-                            created_at=now,
-                            created_by=actor,
-                        )
-                    ).inserted_primary_key
-                    assert row_id is not None
-                    return int(row_id[0]), version
-            except SqlIntegrityError:
-                continue
-        raise VersionConflictError(
-            f"could not allocate a version of {key} after {_ALLOCATE_RETRIES} attempts",
-            fix="retry; many publishers are racing on the same model",
-        )
+        # SQLite serializes writers (BEGIN IMMEDIATE). On PostgreSQL the model row is locked
+        # first, so publishers of one model take numbers in turn; what still races (creating
+        # the model row) is refused by a unique constraint and retried with jittered backoff
+        # until a deadline (Database.retry), never after a fixed number of immediate tries.
+        def attempt() -> tuple[int, int]:
+            with self.database.write() as conn:
+                model_id = self._ensure_model(conn, key)
+                conn.execute(
+                    select(t.models.c.id).where(t.models.c.id == model_id).with_for_update()
+                )
+                last = conn.execute(
+                    select(func.max(t.versions.c.version)).where(*_is(t.versions, key))
+                ).scalar()
+                version = int(last or 0) + 1
+                row_id = conn.execute(
+                    insert(t.versions).values(
+                        model_id=model_id,
+                        symbol=key.symbol,
+                        model_type=key.model_type,
+                        version=version,
+                        status=VersionStatus.PENDING.value,
+                        manifest=manifest,
+                        manifest_sha256=sha,
+                        size_bytes=size,
+                        created_at=_now(),
+                        created_by=actor,
+                    )
+                ).inserted_primary_key
+                assert row_id is not None
+                return int(row_id[0]), version
+
+        return self.database.retry.run(attempt, what=f"allocate a version of {key}")
 
     def _ensure_model(self, conn: Connection, key: ModelKey) -> int:
         found = conn.execute(select(t.models.c.id).where(*_is(t.models, key))).scalar()
@@ -291,7 +288,19 @@ class Registry(RolloutStore, GateLog):
         values: dict[str, Any] = {"status": status.value}
         if status is VersionStatus.READY:
             values["ready_at"] = _now()
-        conn.execute(update(t.versions).where(t.versions.c.id == row_id).values(**values))
+        # Compare-and-swap on the status read above: on PostgreSQL a 'registry doctor' may fail
+        # a stuck pending row (and delete its files) between that read and this write.
+        moved = conn.execute(
+            update(t.versions)
+            .where(t.versions.c.id == row_id, t.versions.c.status == current)
+            .values(**values)
+        ).rowcount
+        if moved != 1:
+            raise VersionConflictError(
+                f"version row {row_id} left {current!r} before it could become {status.value!r} "
+                "('registry doctor' fails publishes older than its --grace-s)",
+                fix="publish again; run doctor with a grace longer than a publish takes",
+            )
 
     # -- read ----------------------------------------------------------------------------
 
