@@ -177,5 +177,5 @@ def test_malformed_timeframe_is_refused_with_examples(bad: str) -> None:
 
 def test_core_all_lists_exactly_its_public_names() -> None:
     public = {n for n in dir(core) if not n.startswith("_") and n not in {"annotations"}}
-    modules = {"config", "errors", "home", "names", "specs", "timeframes"}
+    modules = {"config", "errors", "home", "logs", "names", "specs", "timeframes"}
     assert set(core.__all__) == public - modules

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from alphaops.cli._context import get_context
 from alphaops.core.config import check_database_url
 from alphaops.core.errors import UsageError
-from alphaops.services import activate as svc
-from alphaops.services.registry import RegistryLocation
+
+if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load the registry
+    from alphaops.services.registry import RegistryLocation
 
 __all__ = ["app"]
 
@@ -28,6 +29,8 @@ RestartOpt = Annotated[
 
 
 def _where(db: str | None, artifacts: str | None) -> RegistryLocation:
+    from alphaops.services.registry import RegistryLocation
+
     return RegistryLocation(
         None if db is None else check_database_url(db, source="--db"), artifacts
     )
@@ -77,6 +80,8 @@ def activate(
             f"activate needs {', '.join(missing) or 'a --value of path or ref'}",
             fix="alphaops activate --env-file F --key K --ref REF --restart-cmd CMD --health-cmd CMD",
         )
+    from alphaops.services import activate as svc
+
     cli = get_context(ctx)
     done = svc.activate(
         cli.config,
@@ -117,6 +122,8 @@ def rollback_last(
     as_json: JsonOpt = False,
 ) -> None:
     """Restore the most recent backup of the env file (after a confirmation); audited."""
+    from alphaops.services import activate as svc
+
     cli = get_context(ctx)
 
     def confirm(backup: Path) -> bool:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 from rich.table import Column, Table
 
 from alphaops.cli._context import get_context
-from alphaops.data import DownloadProgress
-from alphaops.services import data as service
+
+if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load pandas
+    from alphaops.data import DownloadProgress
 
 app = typer.Typer(
     help="Market data: import, list, check, show and download candles.", no_args_is_help=True
@@ -39,6 +40,8 @@ def import_(
     as_json: JsonOption = False,
 ) -> None:
     """Validate candle files and append them to the store without duplicates."""
+    from alphaops.services import data as service
+
     cli = get_context(ctx)
     outcomes = service.import_files(
         cli.config,
@@ -116,6 +119,8 @@ def import_(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the stored series with their extent, gaps and size."""
+    from alphaops.services import data as service
+
     cli = get_context(ctx)
     entries = service.list_data(cli.config)
     if as_json:
@@ -149,6 +154,8 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Validate a stored series and report its gaps; exit 1 when a check fails."""
+    from alphaops.services import data as service
+
     cli = get_context(ctx)
     report = service.check_data(cli.config, symbol, timeframe)
     if as_json:
@@ -182,6 +189,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Print stored candles (the last 10 unless a range or --head/--tail is given)."""
+    from alphaops.services import data as service
+
     cli = get_context(ctx)
     if tail is None and head is None and start is None and end is None:
         tail = 10
@@ -214,6 +223,8 @@ def download(
     as_json: JsonOption = False,
 ) -> None:
     """Download closed candles through ccxt into the store; resumes where it stopped."""
+    from alphaops.services import data as service
+
     cli = get_context(ctx)
     names = [s for s in symbols.split(",") if s.strip()]
     with Progress(console=cli.err, transient=True, disable=as_json) as bar:

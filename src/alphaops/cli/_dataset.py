@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from alphaops.cli._context import get_context
-from alphaops.datasets import DatasetFiles, DatasetSpec, SequenceDataset
-from alphaops.features import LabelRule
-from alphaops.services.datasets import build_dataset
+
+if TYPE_CHECKING:  # imported in the command: `alphaops -h` must not load pandas
+    from alphaops.datasets import DatasetFiles, SequenceDataset
 
 app = typer.Typer(help="Build training datasets.", no_args_is_help=True)
 
@@ -43,6 +43,10 @@ def build(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Write <home>/datasets/<name>_<timestamp>.npz and a Markdown report with plots beside it."""
+    from alphaops.datasets import DatasetSpec
+    from alphaops.features import LabelRule
+    from alphaops.services.datasets import build_dataset
+
     cli = get_context(ctx)
     spec = DatasetSpec(
         symbols=tuple(s for s in symbols.split(",") if s.strip()),

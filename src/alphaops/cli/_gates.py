@@ -7,15 +7,18 @@ or runtime error. ``--json`` prints the machine-readable result in every case.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from alphaops.cli._context import CliContext, get_context
-from alphaops.gates import GateOutcome, GatePolicy
-from alphaops.gates.scoreboard import Scoreboard
-from alphaops.services import gates as svc
+from alphaops.cli._render import Records, print_records
+
+if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load the gates (scipy)
+    from alphaops.gates import GateOutcome, GatePolicy
+    from alphaops.gates.scoreboard import Scoreboard
+    from alphaops.services import gates as svc
 
 __all__ = ["app", "scoreboard"]
 
@@ -38,6 +41,8 @@ PolicyOpt = Annotated[
 
 
 def _policy(path: Path | None) -> GatePolicy:
+    from alphaops.gates import GatePolicy
+
     return GatePolicy.from_file(path) if path is not None else GatePolicy()
 
 
@@ -66,6 +71,8 @@ def quality(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the degenerate-output gate on an out-of-sample window (exit 2 on failure)."""
+    from alphaops.services import gates as svc
+
     cli = get_context(ctx)
     version, outcome = svc.gate_quality(cli.config, ref, window=window, policy=_policy(policy))
     if as_json:
@@ -89,6 +96,8 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run every gate, record the result for the version, write reports (exit 2 on failure)."""
+    from alphaops.services import gates as svc
+
     cli = get_context(ctx)
     summary = svc.gate_run(
         cli.config,
@@ -139,18 +148,20 @@ def scoreboard(
     as_json: JsonOpt = False,
 ) -> None:
     """Show every model of a symbol side by side: actions, confidence, agreement, GO/WAIT/NO-GO."""
+    from alphaops.services import gates as svc
+
     cli = get_context(ctx)
     board, path = svc.scoreboard(cli.config, symbol, window=window, bars=bars)
     if as_json:
         cli.print_json(board.to_dict() | {"path": str(path)})
         return
-    cli.console.print(scoreboard_table(board))
-    cli.console.print(f"window: {board.window}\nwritten: {path}")
+    print_records(cli.console, scoreboard_table(board))
+    cli.console.print(f"window: {board.window}\nwritten: {path}", highlight=False, soft_wrap=True)
 
 
-def scoreboard_table(board: Scoreboard) -> Table:
-    """Return the scoreboard as a table: one row per model, GO/WAIT/NO-GO with the reason."""
-    table = Table(
+def scoreboard_table(board: Scoreboard) -> Records:
+    """Return the scoreboard's records: one per model, GO/WAIT/NO-GO with the reason."""
+    columns = (
         "model",
         "role",
         "SELL",
@@ -163,8 +174,9 @@ def scoreboard_table(board: Scoreboard) -> Table:
         "gates",
         "status",
         "why",
-        title=f"{board.symbol} — champion {board.champion or 'none'}",
     )
+    title = f"{board.symbol} — champion {board.champion or 'none'}"
+    table = Records(columns, title=title, wrap={"why"})
     for r in board.to_dict()["rows"]:
         shares = r["shares"]
         table.add_row(

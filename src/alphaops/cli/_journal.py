@@ -4,19 +4,16 @@ live, whether it matches their backtest, drift, and the alarms that block promot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from alphaops.cli._context import CliContext, get_context
 from alphaops.core.errors import DriftAlarmError
-from alphaops.journal import Journal
-from alphaops.journal.importers import ImportReport, import_fills_csv, import_freqtrade
-from alphaops.registry import Alarm
-from alphaops.services import journal as svc
-from alphaops.services._common import open_configured_registry
-from alphaops.services.data import parse_utc
-from alphaops.services.journal_report import monitor_lines, performance_lines, write_html
+
+if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load pandas or scipy
+    from alphaops.journal.importers import ImportReport
+    from alphaops.registry import Alarm
 
 __all__ = ["alarm_app", "app", "monitor"]
 
@@ -45,6 +42,10 @@ def stats(
     html: HtmlOpt = None,
 ) -> None:
     """Live performance per version and role, beside what the backtest gate measured."""
+    from alphaops.services import journal as svc
+    from alphaops.services.data import parse_utc
+    from alphaops.services.journal_report import performance_lines, write_html
+
     cli = get_context(ctx)
     report = svc.live_performance(
         cli.config,
@@ -87,6 +88,10 @@ def import_fills(
     as_json: JsonOpt = False,
 ) -> None:
     """Import a CSV of fills (checked whole before anything is written; re-running is safe)."""
+    from alphaops.journal import Journal
+    from alphaops.journal.importers import import_fills_csv
+    from alphaops.services._common import open_configured_registry
+
     cli = get_context(ctx)
     with (
         open_configured_registry(cli.config, create=False) as registry,
@@ -111,6 +116,10 @@ def import_ft(
     as_json: JsonOpt = False,
 ) -> None:
     """Import freqtrade's trades and orders, matched to journaled decisions by tag or time."""
+    from alphaops.journal import Journal
+    from alphaops.journal.importers import import_freqtrade
+    from alphaops.services._common import open_configured_registry
+
     cli = get_context(ctx)
     with (
         open_configured_registry(cli.config, create=False) as registry,
@@ -140,6 +149,9 @@ def monitor(
     html: HtmlOpt = None,
 ) -> None:
     """Drift of a version's inputs, predictions and trade outcomes, and live vs backtest."""
+    from alphaops.services import journal as svc
+    from alphaops.services.journal_report import monitor_lines, write_html
+
     cli = get_context(ctx)
     report = svc.monitor_model(cli.config, ref, window=window, record=record)
     if html is not None:
@@ -192,6 +204,8 @@ def alarm_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List the drift alarms of a model."""
+    from alphaops.services._common import open_configured_registry
+
     cli = get_context(ctx)
     with open_configured_registry(cli.config, create=False) as registry:
         alarms = registry.alarms(model, open_only=open_only)
@@ -211,6 +225,8 @@ def alarm_ack(
     as_json: JsonOpt = False,
 ) -> None:
     """Acknowledge every open alarm of a model: promotion is allowed again (audited)."""
+    from alphaops.services._common import open_configured_registry
+
     cli = get_context(ctx)
     with open_configured_registry(cli.config, create=False) as registry:
         alarms = registry.acknowledge_alarms(model, reason=reason)

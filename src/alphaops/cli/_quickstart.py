@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
 from alphaops.cli._context import get_context
 from alphaops.cli._dataset import render_dataset
 from alphaops.cli._gates import scoreboard_table
+from alphaops.cli._render import Records, print_records, verdict
 from alphaops.cli._train import TrainingBars, render_summary
-from alphaops.services.journal_report import monitor_lines, performance_lines
-from alphaops.services.quickstart import (
-    HOLDOUT_START,
-    RULE,
-    SYMBOL,
-    QuickstartResult,
-    run_quickstart,
-)
-from alphaops.services.replay import ReplayResult
-from alphaops.services.training import quickstart_jobs
+
+if TYPE_CHECKING:  # imported in the command: `alphaops -h` must not load the whole library
+    from alphaops.services.quickstart import QuickstartResult
+    from alphaops.services.replay import ReplayResult
 
 
 def quickstart(
@@ -31,6 +25,9 @@ def quickstart(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Run the lifecycle on the bundled sample: data, dataset, train, gate, promote."""
+    from alphaops.services.quickstart import HOLDOUT_START, RULE, SYMBOL, run_quickstart
+    from alphaops.services.training import quickstart_jobs
+
     cli = get_context(ctx)
     jobs = quickstart_jobs(SYMBOL, label=RULE, end=HOLDOUT_START)
     with Progress(*TrainingBars.COLUMNS, console=cli.err, disable=as_json) as bars:
@@ -98,7 +95,7 @@ def _to_dict(home: object, result: QuickstartResult) -> dict[str, object]:
 
 def _render_replay(console: Console, replay: ReplayResult) -> None:
     console.rule(f"live replay — rollout of {replay.challenger}")
-    table = Table(
+    columns = (
         "from bar (UTC)",
         "phase",
         "bars",
@@ -109,6 +106,7 @@ def _render_replay(console: Console, replay: ReplayResult) -> None:
         "verdict",
         "then",
     )
+    table = Records(columns, wrap={"served by", "then"})
     for i in replay.intervals:
         phase = i.phase if i.phase != "canary" else f"canary {i.percentage}%"
         served = ", ".join(f"{ref} × {n}" for ref, n in sorted(i.served.items()))
@@ -125,7 +123,7 @@ def _render_replay(console: Console, replay: ReplayResult) -> None:
             i.verdict,
             i.phase_after or i.detail,
         )
-    console.print(table)
+    print_records(console, table)
     served = ", ".join(f"{ref} served {n} bars" for ref, n in sorted(replay.served.items()))
     console.print(f"[bold]rollout[/]: ended {replay.final_phase}; {served}")
     console.print(
@@ -135,12 +133,15 @@ def _render_replay(console: Console, replay: ReplayResult) -> None:
 
 
 def _render(console: Console, home: str, result: QuickstartResult) -> None:
+    from alphaops.services.journal_report import monitor_lines, performance_lines
+
     console.rule(f"alphaops quickstart — home {home}")
-    table = Table("symbol", "tf", "candles", "first", "last", "added now", "gaps", "check")
+    columns = ("symbol", "tf", "candles", "first", "last", "added now", "gaps", "check")
+    table = Records(columns)
     checks = {(r.symbol, str(r.timeframe)): r for r in result.checks}
     for e in result.entries:
         check = checks.get((e.symbol, str(e.timeframe)))
-        verdict = "—" if check is None else ("[green]OK[/]" if check.ok else "[red]FAILED[/]")
+        ok = verdict(None if check is None else check.ok, "OK", "FAILED")
         table.add_row(
             e.symbol,
             str(e.timeframe),
@@ -149,22 +150,21 @@ def _render(console: Console, home: str, result: QuickstartResult) -> None:
             f"{e.last:%Y-%m-%d}",
             f"{result.imported.get(e.symbol, 0):,}",
             f"{e.gaps}",
-            verdict,
+            ok,
         )
-    console.print(table)
+    print_records(console, table)
     render_dataset(console, result.dataset, result.files)
     console.rule("training → candidates")
     render_summary(console, result.training)
     console.rule("gates")
-    gates = Table("candidate", "verdict", "why", "report")
+    gates = Records(("candidate", "verdict", "why", "report"), wrap={"why"})
     for a in result.gates:
-        verdict = "[green]PASS[/]" if a.passed else "[red]FAIL[/]"
         report = a.summary.reports.get("html", "") if a.summary else ""
         gates.add_row(
-            a.outcome.ref or "", verdict, a.why_not() or "every check passed", str(report)
+            a.outcome.ref or "", verdict(a.passed), a.why_not() or "every check passed", str(report)
         )
-    console.print(gates)
-    console.print(scoreboard_table(result.board))
+    print_records(console, gates)
+    print_records(console, scoreboard_table(result.board))
     console.print(f"[bold]promotion[/]: {result.promotion_note}")
     if result.replay is not None:
         _render_replay(console, result.replay)
@@ -179,11 +179,11 @@ def _render(console: Console, home: str, result: QuickstartResult) -> None:
                 break
             console.print(line, highlight=False, markup=False)
     console.rule("registry")
-    versions = Table("version", "created")
+    versions = Records(("version", "created"))
     for v in result.versions:
         versions.add_row(v.ref, f"{v.created_at:%Y-%m-%d %H:%M:%S}")
-    console.print(versions)
-    history = Table("model", "alias", "from", "to", "reason")
+    print_records(console, versions)
+    history = Records(("model", "alias", "from", "to", "reason"), wrap={"reason"})
     for r in result.history:
         history.add_row(str(r.key), r.alias or "", str(r.from_version), str(r.to_version), r.reason)
-    console.print(history)
+    print_records(console, history)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from alphaops.cli._context import CliContext, get_context
+from alphaops.cli._render import Records, print_records, verdict
 from alphaops.core.config import check_database_url
 from alphaops.core.errors import ERROR_TABLE, IntegrityError, UsageError
-from alphaops.registry import AliasMove, ModelVersion, PrunePolicy
-from alphaops.services import registry as svc
+
+if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load the registry
+    from alphaops.registry import AliasMove, ModelVersion
+    from alphaops.services import registry as svc
 
 __all__ = ["app"]
 
@@ -42,18 +45,24 @@ def _registry(
         str | None, typer.Option("--artifacts", help="Artifact folder or s3://bucket/prefix")
     ] = None,
 ) -> None:
-    ctx.meta[_WHERE] = svc.RegistryLocation(
+    from alphaops.services.registry import RegistryLocation
+
+    ctx.meta[_WHERE] = RegistryLocation(
         None if db is None else check_database_url(db, source="--db"), artifacts
     )
 
 
 def _ctx(ctx: typer.Context) -> tuple[CliContext, svc.RegistryLocation]:
-    where = ctx.meta.get(_WHERE, svc.RegistryLocation())
-    assert isinstance(where, svc.RegistryLocation)
+    from alphaops.services.registry import RegistryLocation
+
+    where = ctx.meta.get(_WHERE, RegistryLocation())
+    assert isinstance(where, RegistryLocation)
     return get_context(ctx), where
 
 
 def _print_move(cli: CliContext, move: AliasMove, as_json: bool, verb: str) -> None:
+    from alphaops.services import registry as svc
+
     if as_json:
         cli.print_json(svc.move_to_dict(move))
         return
@@ -64,19 +73,16 @@ def _print_move(cli: CliContext, move: AliasMove, as_json: bool, verb: str) -> N
     )
 
 
-_VERDICT = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "—"}
-
-
-def _versions_table(versions: list[ModelVersion], gates: dict[str, bool]) -> Table:
-    table = Table("model", "version", "aliases", "gates", "created", "by", "size", "metrics")
-    table.columns[0].no_wrap = True
+def _versions_table(versions: list[ModelVersion], gates: dict[str, bool]) -> Records:
+    columns = ("model", "version", "aliases", "gates", "created", "by", "size", "metrics")
+    table = Records(columns, wrap={"aliases", "metrics"})
     for v in versions:
         metrics = ", ".join(f"{k}={val:.4g}" for k, val in sorted(v.manifest.metrics.items()))
         table.add_row(
             str(v.key),
             str(v.version),
             ", ".join(v.aliases),
-            _VERDICT[gates.get(v.ref)],
+            verdict(gates.get(v.ref)),
             v.created_at.strftime("%Y-%m-%d %H:%M"),
             v.created_by,
             f"{v.size_bytes / 1024:.1f} KiB",
@@ -92,6 +98,8 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List published versions (with their newest gate verdict), of all, a symbol or a model."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     listing = svc.list_versions_with_gates(cli.config, where, selector)
     if as_json:
@@ -105,12 +113,14 @@ def list_(
     elif not listing.versions:
         cli.console.print("no versions published yet")
     else:
-        cli.console.print(_versions_table(listing.versions, listing.gates))
+        print_records(cli.console, _versions_table(listing.versions, listing.gates))
 
 
 @app.command("show")
 def show(ctx: typer.Context, ref: str, as_json: JsonOpt = False) -> None:
     """Show one version: aliases, newest gate run, manifest summary, files."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     shown = svc.show(cli.config, where, ref)
     v = shown.version
@@ -137,6 +147,8 @@ def show(ctx: typer.Context, ref: str, as_json: JsonOpt = False) -> None:
 
 
 def _gates_line(shown: svc.ShownVersion) -> str:
+    from alphaops.services import registry as svc
+
     run = shown.gates
     if run is None:
         return f"gates never ran (run: alphaops gate run {shown.version.ref})"
@@ -150,6 +162,8 @@ def _gates_line(shown: svc.ShownVersion) -> str:
 @app.command("diff")
 def diff(ctx: typer.Context, left: str, right: str, as_json: JsonOpt = False) -> None:
     """Show what differs between two versions: metrics, features, parameters, data, files."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     changes = svc.diff_versions(cli.config, where, left, right)
     if as_json:
@@ -180,12 +194,15 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the audit log of one model (who moved which alias, when and why)."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     records = svc.history(cli.config, where, model, limit)
     if as_json:
         cli.print_json([svc.audit_to_dict(r) for r in records])
         return
-    table = Table("when", "actor", "action", "alias", "from", "to", "reason", "gen")
+    columns = ("when", "actor", "action", "alias", "from", "to", "reason", "gen")
+    table = Records(columns, wrap={"reason"})
     for r in records:
         table.add_row(
             r.at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -197,7 +214,7 @@ def history(
             r.reason,
             str(r.generation),
         )
-    cli.console.print(table)
+    print_records(cli.console, table)
 
 
 @app.command("verify")
@@ -208,6 +225,8 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify checksums, manifests and smoke tests; exit 1 if anything is wrong."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     report = svc.verify(cli.config, where, ref, smoke_test=smoke_test)
     if as_json:
@@ -251,6 +270,8 @@ def promote(
     Promotion to champion is fail-closed: refused (exit 2) unless the version's gates passed,
     or --force is given with --reason, which the audit log records.
     """
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     parsed = svc.parse_expect(expect)
     move = svc.promote(
@@ -275,6 +296,8 @@ def rollback(
     Repeated rollbacks walk back the champion history and never return to a version that was
     rolled back from, unless it is named with --to.
     """
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     move = svc.rollback(
         cli.config, where, model, reason=reason, expect=svc.parse_expect(expect), to=to
@@ -293,6 +316,8 @@ def alias_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Point an alias at a version."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     move = svc.set_alias(
         cli.config, where, model, alias, version, reason=reason, expect=svc.parse_expect(expect)
@@ -310,6 +335,8 @@ def alias_rm(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove an alias."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     move = svc.remove_alias(
         cli.config, where, model, alias, reason=reason, expect=svc.parse_expect(expect)
@@ -327,9 +354,13 @@ def prune(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove old versions; never champion, challenger, previous or any aliased version."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     _amount("--max-age-days", max_age_days)
     size = None if max_size_mb is None else int(_amount("--max-size-mb", max_size_mb) * 1024**2)
+    from alphaops.registry import PrunePolicy
+
     policy = PrunePolicy(keep_last=keep_last, max_age_days=max_age_days, max_total_bytes=size)
     report = svc.prune(cli.config, where, policy, dry_run=dry_run)
     if as_json:
@@ -360,6 +391,8 @@ def doctor(
     as_json: JsonOpt = False,
 ) -> None:
     """Find orphaned files, stuck publishes and stale latest links; repair with --fix."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     report = svc.doctor(cli.config, where, fix=fix, grace_s=_amount("--grace-s", grace_s))
     if as_json:
@@ -379,6 +412,8 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write one version as a single verified .tar.gz archive."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     path = svc.export_version(cli.config, where, ref, output)
     if as_json:
@@ -390,6 +425,8 @@ def export(
 @app.command("import")
 def import_(ctx: typer.Context, archive: Path, as_json: JsonOpt = False) -> None:
     """Verify an exported archive and publish it as a new version."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     v = svc.import_archive(cli.config, where, archive)
     if as_json:
@@ -405,6 +442,8 @@ def publish(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a bundle folder and publish it as the next version of its model."""
+    from alphaops.services import registry as svc
+
     cli, where = _ctx(ctx)
     if not folder.is_dir():
         raise UsageError(f"bundle folder {folder} does not exist", fix="pass a bundle folder")

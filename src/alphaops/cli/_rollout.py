@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from alphaops.cli._context import CliContext, get_context
-from alphaops.registry import RolloutRecord
-from alphaops.rollout import parse_interval
-from alphaops.services import rollout as svc
-from alphaops.services.registry import RegistryLocation
+from alphaops.cli._render import Records, print_records
+
+if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load the registry
+    from alphaops.registry import RolloutRecord
+    from alphaops.services.registry import RegistryLocation
 
 __all__ = ["app"]
 
@@ -36,24 +37,32 @@ def _rollout(
         str | None, typer.Option("--artifacts", help="Artifact folder or s3://bucket/prefix")
     ] = None,
 ) -> None:
+    from alphaops.services.registry import RegistryLocation
+
     ctx.meta[_WHERE] = RegistryLocation(db, artifacts)
 
 
 def _ctx(ctx: typer.Context) -> tuple[CliContext, RegistryLocation]:
+    from alphaops.services.registry import RegistryLocation
+
     where = ctx.meta.get(_WHERE, RegistryLocation())
     assert isinstance(where, RegistryLocation)
     return get_context(ctx), where
 
 
-def _steps(record: RolloutRecord) -> str:
+def _steps(record: RolloutRecord) -> Text:
     parts = ["shadow" if s is None else f"{s}%" for s in record.steps]
-    if 0 <= record.step < len(parts):
-        parts[record.step] = f"[bold]{parts[record.step]}[/]"
-    return " → ".join(parts)
+    steps = Text()
+    for i, part in enumerate(parts):
+        if i:
+            steps.append(" → ")
+        steps.append(part, style="bold" if i == record.step else "")
+    return steps
 
 
-def _table(records: list[RolloutRecord]) -> Table:
-    table = Table("model", "id", "challenger", "champion", "phase", "traffic", "steps", "failures")
+def _table(records: list[RolloutRecord]) -> Records:
+    columns = ("model", "id", "challenger", "champion", "phase", "traffic", "steps", "failures")
+    table = Records(columns, wrap={"steps"})
     for r in records:
         traffic = "shadow" if r.shadow else f"{r.percentage}%"
         table.add_row(
@@ -70,14 +79,17 @@ def _table(records: list[RolloutRecord]) -> Table:
 
 
 def _show(cli: CliContext, record: RolloutRecord, as_json: bool, verb: str) -> None:
+    from alphaops.services import rollout as svc
+
     if as_json:
         cli.print_json(svc.rollout_to_dict(record))
         return
     traffic = "shadow" if record.shadow else f"{record.percentage}%"
-    cli.console.print(
+    line = Text(
         f"{verb} rollout {record.id} of {record.key}/{record.challenger_version}: "
-        f"{record.phase} ({traffic}); steps {_steps(record)}"
+        f"{record.phase} ({traffic}); steps "
     )
+    cli.console.print(line.append_text(_steps(record)), soft_wrap=True)
 
 
 @app.command("start")
@@ -100,6 +112,9 @@ def start(
     Canary steps need the version's gates to have passed (exit 2 otherwise) unless --force is
     given with a --reason; a shadow-only rollout needs no clearance.
     """
+    from alphaops.rollout import parse_interval
+    from alphaops.services import rollout as svc
+
     cli, where = _ctx(ctx)
     seconds = parse_interval(interval)
     with svc.controller(cli.config, where) as ctl:
@@ -121,6 +136,8 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the active rollouts (of one model, or all)."""
+    from alphaops.services import rollout as svc
+
     cli, where = _ctx(ctx)
     with svc.controller(cli.config, where) as ctl:
         records = ctl.status(model)
@@ -129,7 +146,7 @@ def status(
     elif not records:
         cli.console.print("no active rollout")
     else:
-        cli.console.print(_table(records))
+        print_records(cli.console, _table(records))
 
 
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (goes into the audit log).")]
@@ -140,6 +157,8 @@ def advance(
     ctx: typer.Context, model: ModelArg, reason: ReasonOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Go to the next step; after the last one promote the challenger (gates first)."""
+    from alphaops.services import rollout as svc
+
     cli, where = _ctx(ctx)
     with svc.controller(cli.config, where) as ctl:
         record = ctl.advance(model, reason=reason or "advanced by hand")
@@ -151,6 +170,8 @@ def pause(
     ctx: typer.Context, model: ModelArg, reason: ReasonOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Hold the rollout at its current step."""
+    from alphaops.services import rollout as svc
+
     cli, where = _ctx(ctx)
     with svc.controller(cli.config, where) as ctl:
         record = ctl.pause(model, reason=reason or "paused by hand")
@@ -162,6 +183,8 @@ def resume(
     ctx: typer.Context, model: ModelArg, reason: ReasonOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Continue a paused rollout."""
+    from alphaops.services import rollout as svc
+
     cli, where = _ctx(ctx)
     with svc.controller(cli.config, where) as ctl:
         record = ctl.resume(model, reason=reason or "resumed by hand")
@@ -176,6 +199,8 @@ def abort(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll back: remove the challenger; the champion keeps serving."""
+    from alphaops.services import rollout as svc
+
     cli, where = _ctx(ctx)
     with svc.controller(cli.config, where) as ctl:
         record = ctl.abort(model, reason=reason)

@@ -11,7 +11,7 @@ tolerance, like a failed gate).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,18 +26,14 @@ from rich.progress import (
 from rich.table import Table
 
 from alphaops.cli._context import get_context
+from alphaops.cli._names import EXECUTORS, MODEL_FAMILIES
 from alphaops.core.errors import CancelledError, UsageError
-from alphaops.features import LabelRule
-from alphaops.services.training import (
-    TrainingSummary,
-    compare_configs,
-    load_job_file,
-    make_jobs,
-    train_models,
-)
-from alphaops.training import MODEL_FAMILIES, CancelToken, ProgressUpdate
-from alphaops.training.compare import Comparison
-from alphaops.training.fanout import EXECUTORS, JobOutcome
+
+if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load pandas or torch
+    from alphaops.services.training import TrainingSummary
+    from alphaops.training import ProgressUpdate
+    from alphaops.training.compare import Comparison
+    from alphaops.training.fanout import JobOutcome
 
 app = typer.Typer(
     help="Train models and publish them as candidate versions.",
@@ -105,6 +101,9 @@ def train(
     """Train one model per symbol and publish each as a candidate version."""
     if ctx.invoked_subcommand is not None:
         return
+    from alphaops.features import LabelRule
+    from alphaops.services.training import load_job_file, make_jobs
+
     cli = get_context(ctx)
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}", fix=f"use one of {list(EXECUTORS)}")
@@ -189,6 +188,9 @@ def _run_with_bars(
     ray_address: str | None,
     quiet: bool,
 ) -> TrainingSummary:
+    from alphaops.services.training import train_models
+    from alphaops.training import CancelToken
+
     with Progress(*TrainingBars.COLUMNS, console=err, disable=quiet) as bars:
         ui = TrainingBars(bars, [f"{j.registry_symbol} {j.model}" for j in jobs])
         return train_models(
@@ -235,6 +237,8 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Train both configurations on the same data and split; compare validation metrics."""
+    from alphaops.services.training import compare_configs
+
     cli = get_context(ctx)
     with cli.err.status("training both configurations …", spinner="dots"):
         result = compare_configs(cli.config, config_a, config_b, tolerance=tolerance)

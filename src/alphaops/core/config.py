@@ -111,7 +111,8 @@ class AlphaOpsConfig(_Frozen):
         description="The alphaops home: embedded database, data store, datasets, reports.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level for alphaops loggers."
+        "WARNING",
+        description="Least severe log lines printed on stderr (the CLI's -v/-vv override it).",
     )
     download: DownloadConfig = Field(default_factory=lambda: DownloadConfig())
     registry: RegistryConfig = Field(default_factory=lambda: RegistryConfig())

@@ -14,10 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from alphaops.core.errors import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Timeframe"]
 
@@ -59,6 +61,8 @@ class Timeframe:
     @property
     def delta(self) -> pd.Timedelta:
         """Return the length of one candle as a :class:`pandas.Timedelta`."""
+        import pandas as pd  # lazily: `alphaops.core` is imported by every command
+
         return pd.Timedelta(seconds=self.seconds)
 
     @property

@@ -65,7 +65,8 @@ def evaluation_candles(
         raise InsufficientDataError(
             f"no {candles.symbol} {candles.timeframe} candles in the gate window {window} "
             f"(data ends {_iso(int(stamps[-1]))})",
-            fix="load newer data, or pass --window START:END inside the data",
+            fix="load newer data, or pass --window START..END inside the data "
+            "(e.g. --window 2025-01-01..2025-03-01)",
         )
     begin = max(0, first - warmup_bars - _MARGIN_BARS)
     return Candles.from_frame(

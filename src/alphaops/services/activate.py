@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Literal
 
 from alphaops.core.config import AlphaOpsConfig
-from alphaops.core.errors import ExternalServiceError, NotFoundError, UsageError
-from alphaops.registry import ModelVersion
+from alphaops.core.errors import ExternalServiceError, GateFailedError, NotFoundError, UsageError
+from alphaops.registry import ModelVersion, Registry
 from alphaops.registry.refs import parse_ref
 from alphaops.services._common import open_configured_registry
 from alphaops.services.registry import RegistryLocation
@@ -134,6 +134,21 @@ def _run(cmd: str, what: str, timeout_s: float) -> tuple[bool, str]:
     return done.returncode == 0, f"{what} command {cmd!r} exited {done.returncode}: {out}"
 
 
+def _cleared_reason(registry: Registry, version: ModelVersion, reason: str) -> str:
+    """Return the audit reason of activating ``version``; raise when it may not take traffic.
+
+    The current champion is activated as it is, whether its gates passed or it was promoted
+    past them with ``--force`` (that decision is already in the audit log, and a bot that
+    follows the champion serves it anyway); any other version needs the gates' clearance.
+    """
+    try:
+        return registry.clearance(version.ref, reason=reason).audit_reason
+    except GateFailedError:
+        if registry.aliases(version.key).get("champion") != version.version:
+            raise
+        return f"{reason} [the champion, promoted past its gates: see the audit log]"
+
+
 def activate(
     config: AlphaOpsConfig,
     where: RegistryLocation,
@@ -157,7 +172,7 @@ def activate(
         config, database_url=where.database_url, artifacts=where.artifacts, create=False
     ) as registry:
         version = registry.resolve(ref)
-        cleared = registry.clearance(version.ref, reason=reason)
+        audit_reason = _cleared_reason(registry, version, reason)
         new_value = version.location if value == "path" else version.ref
         with _env_file_access(env_file, "read"):
             original = env_file.read_bytes()
@@ -176,9 +191,7 @@ def activate(
             backup.unlink(missing_ok=True)
             _activation_record(backup).unlink(missing_ok=True)
             raise
-        registry.record_activation(
-            version, reason=_note(cleared.audit_reason, env_file, key, version)
-        )
+        registry.record_activation(version, reason=_note(audit_reason, env_file, key, version))
         ok, detail = _run(restart_cmd, "restart", timeout_s)
         if ok:
             ok, detail = _run(health_cmd, "health", timeout_s)
