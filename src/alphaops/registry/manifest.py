@@ -35,8 +35,11 @@ __all__ = [
     "InputSpec",
     "LabelSpec",
     "Manifest",
+    "Parity",
+    "Provenance",
     "ReplacedChampion",
     "SequenceInput",
+    "SourceFile",
     "TabularInput",
     "manifest_json_schema",
     "write_manifest_json_schema",
@@ -170,6 +173,41 @@ class ReplacedChampion(_Frozen):
     version: int = Field(ge=1)
 
 
+class SourceFile(_Frozen):
+    """One file an imported model was read from, with its sha256 at import time."""
+
+    path: str = Field(min_length=1, description="Path of the source file as it was given.")
+    sha256: Sha256
+    size: int = Field(ge=0, description="Size in bytes.")
+
+
+class Parity(_Frozen):
+    """The ONNX model against the original model on a golden batch, recorded at import."""
+
+    max_abs_diff: float = Field(ge=0, description="Largest absolute probability difference.")
+    rows: int = Field(ge=1, description="Rows in the golden batch.")
+    tolerance: float = Field(gt=0, description="The largest difference the import accepted.")
+    batch: str = Field(description="Where the golden batch came from.")
+
+
+class Provenance(_Frozen):
+    """Where a model not trained by alphaops came from (absent for alphaops-trained bundles)."""
+
+    kind: Literal["imported"] = Field("imported", description="How the model entered alphaops.")
+    layout: str = Field(description="Source layout, e.g. 'legacy', 'freqai', 'mlflow'.")
+    source: str = Field(min_length=1, description="The source path or URI.")
+    sha256: Sha256 = Field(description="sha256 of the main source file.")
+    files: list[SourceFile] = Field(
+        default_factory=list, description="Every source file read (model and sidecars)."
+    )
+    parity: Parity | None = Field(None, description="ONNX vs original model on a golden batch.")
+    trusted_code: list[str] = Field(
+        default_factory=list,
+        description="What ran as trusted code at import ('pickle' in the sandboxed child, "
+        "'architecture module:Class'); empty when nothing ran.",
+    )
+
+
 class Manifest(_Frozen):
     """``manifest.json``: everything needed to verify and use one bundle (schema version 1)."""
 
@@ -198,6 +236,9 @@ class Manifest(_Frozen):
     gates: list[GateResult] = Field(default_factory=list, description="Gate results.")
     replaces: ReplacedChampion | None = Field(
         None, description="The champion this model was trained to replace."
+    )
+    provenance: Provenance | None = Field(
+        None, description="Set on imported models: source, checksums and parity at import."
     )
 
     @model_validator(mode="after")

@@ -307,21 +307,8 @@ class _TorchModel(Classifier):
     def to_onnx(self) -> bytes:
         """Export with ``torch.onnx.export`` (dynamo); batch is the one dynamic dimension."""
         self._check_fitted()
-        example = torch.zeros((2, self.lookback_, self.n_features_in_), dtype=torch.float32)
-        wrapped = WithSoftmax(self.net_).eval()
-        with _quiet_exporter(), _torch_session(self.n_threads, self.random_state):
-            program = torch.onnx.export(
-                wrapped,
-                (example,),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamo=True,
-                opset_version=_ONNX_OPSET,
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
-                verbose=False,
-            )
-        assert program is not None  # dynamo=True always returns the program
-        return bytes(program.model_proto.SerializeToString())
+        with _torch_session(self.n_threads, self.random_state):
+            return export_net(self.net_, self.lookback_, self.n_features_in_)
 
     def native_files(self) -> dict[str, bytes]:
         """Return ``model.safetensors`` (weights and scaler) and ``model.json`` (architecture)."""
@@ -342,6 +329,26 @@ class _TorchModel(Classifier):
             "onnxscript": onnxscript.__version__,
             "safetensors": safetensors.__version__,
         }
+
+
+def export_net(net: Any, lookback: int, n_features: int) -> bytes:
+    """Export a sequence network (``(batch, lookback, features)`` in, logits out) to ONNX that
+    outputs class probabilities; batch is the one dynamic dimension. Used for alphaops's own
+    families and for imported state dicts alike."""
+    example = torch.zeros((2, lookback, n_features), dtype=torch.float32)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            WithSoftmax(net).eval(),
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamo=True,
+            opset_version=_ONNX_OPSET,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
+        )
+    assert program is not None  # dynamo=True always returns the program
+    return bytes(program.model_proto.SerializeToString())
 
 
 @contextlib.contextmanager
