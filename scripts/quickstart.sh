@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
-pip_install -e '.[torch,reports,monitor]'
+pip_install -e '.[torch,reports,monitor,autopilot]'
 .venv/bin/alphaops quickstart "$@"

@@ -5,7 +5,8 @@
 # Usage: bash scripts/services.sh start   # idempotent; prints and writes .services/services.env
 #        bash scripts/services.sh stop
 # The tests read .services/services.env (ALPHAOPS_TEST_PG_URL, ALPHAOPS_TEST_S3_ENDPOINT); the
-# same names in the environment take precedence. Installs Debian's postgresql if initdb is missing.
+# same names in the environment take precedence. Installs Debian's postgresql if initdb is missing,
+# and Debian's strace (for the durability tests) if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE="$PWD/.services"
@@ -55,6 +56,23 @@ start_pg() {
   echo "ALPHAOPS_TEST_PG_URL=postgresql://postgres@127.0.0.1:$port/alphaops_test" >>"$ENV_FILE.new"
 }
 
+need_strace() { # the durability tests trace a publish's fsyncs and renames with strace
+  command -v strace >/dev/null 2>&1 && return
+  echo "services.sh: installing strace from Debian packages" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; fi
+}
+
+ensure_test_tools() { # promtool (Debian's prometheus) and headless Chromium for tests/serve
+  local missing=()
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "services.sh: installing ${missing[*]} from Debian packages" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+}
+
 start_s3() {
   local port
   port=$(free_port)
@@ -81,8 +99,10 @@ case "${1:-start}" in
     mkdir -p "$STATE"
     stop
     : >"$ENV_FILE.new"
+    need_strace
     start_pg
     start_s3
+    ensure_test_tools
     mv "$ENV_FILE.new" "$ENV_FILE"
     cat "$ENV_FILE"
     ;;

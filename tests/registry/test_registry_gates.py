@@ -206,4 +206,4 @@ def test_a_registry_at_the_first_revision_is_migrated_to_gate_runs(
         assert _record(reg, version).passed
         with reg.database.read() as conn:
             revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert revision == HEAD_REVISION == "0005"
+        assert revision == HEAD_REVISION == "0006"

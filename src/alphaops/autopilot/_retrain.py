@@ -63,6 +63,7 @@ class Retrain:
         return run
 
     def _run(self) -> None:
+        self._supersede_paused_rollout()
         data = self.pilot.candles_before(self.model.job, self.now)
         gate_start, gate_end, train_start = self.pilot.windows(self.model, data)
         passed, ref = self._train_and_gate(self.model.job, data, gate_start, gate_end, train_start)
@@ -75,6 +76,25 @@ class Retrain:
             self.step("blocked", why, version=_version(ref))
             return
         self._safe_action(why, data, gate_start, gate_end, train_start)
+
+    def _supersede_paused_rollout(self) -> None:
+        from alphaops.services.rollout import RolloutController
+
+        registry = self.pilot.registry
+        key = self.model.key
+        if key not in registry.list_models():
+            return
+        for record in registry.list_rollouts(key, active_only=True):
+            if record.phase != "paused":
+                continue
+            reason = f"autopilot: an emergency retrain supersedes it ({self.firing.reason})"
+            RolloutController(registry, actor=self.pilot.actor).abort(key, reason=reason)
+            self.step(
+                "rollout_aborted",
+                f"the paused rollout of v{record.challenger_version} was aborted",
+                version=record.challenger_version,
+                rollout_id=record.id,
+            )
 
     def _stop_if_cancelled(self, ref: str) -> None:
         if self.pilot.cancel.cancelled:

@@ -176,7 +176,7 @@ class Autopilot:
         firings = []
         for model in self.policy.models:
             firing = self._firing(model, now, [r for r in runs if r.key == model.key])
-            if firing is not None and self._may_start(model, now, runs):
+            if firing is not None and self._may_start(model, now, runs, firing.kind):
                 firings.append(firing)
         return self._within_budget(firings, now, runs)
 
@@ -191,12 +191,28 @@ class Autopilot:
                 (r.started for r in runs if r.kind == "emergency" and not r.cut_short),
                 default=None,
             )
+            answered = frozenset(
+                int(i)
+                for r in runs
+                if r.kind == "emergency"
+                for i in r.steps[0].detail.get("alarm_ids", [])
+            )
             record = read_live_record(
-                self.registry, self.journal, key, model.triggers, now=now, since=last_emergency
+                self.registry,
+                self.journal,
+                key,
+                model.triggers,
+                now=now,
+                since=last_emergency,
+                answered=answered,
             )
             found = breaches(model.triggers, record)
             fires = self.hysteresis.update(str(key), found, model.triggers.consecutive)
-            emergency = Firing(model, "emergency", "; ".join(found)) if fires else None
+            emergency = (
+                Firing(model, "emergency", "; ".join(found), {"alarm_ids": list(record.alarm_ids)})
+                if fires
+                else None
+            )
         if emergency is not None:
             return emergency
         due_at = self.next_scheduled(model, now, runs)
@@ -243,12 +259,15 @@ class Autopilot:
     def _known(self, key: ModelKey) -> bool:
         return key in self.registry.list_models()
 
-    def _may_start(self, model: ModelPolicy, now: datetime, runs: list[Run]) -> bool:
+    def _may_start(self, model: ModelPolicy, now: datetime, runs: list[Run], kind: str) -> bool:
         key = model.key
         if any(r.key == key and not r.finished for r in runs):
             return False
-        if self._known(key) and self.registry.list_rollouts(key, active_only=True):
-            return False  # the bot is judging a candidate: let it finish first
+        active = self.registry.list_rollouts(key, active_only=True) if self._known(key) else []
+        # The bot is judging a candidate: let it finish first. Only an emergency supersedes a
+        # rollout that an alarm (or a person) paused: that retrain aborts it, audited.
+        if active and not (kind == "emergency" and active[0].phase == "paused"):
+            return False
         until = self.cooldown_until(model, runs)
         return until is None or now >= until
 

@@ -66,7 +66,13 @@ _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 def _cron_trigger(expression: str) -> Any:
     # Standard cron numbers Sunday 0 (or 7) .. Saturday 6; APScheduler 3 numbers Monday 0.
     # Day numbers are written as names, which both read alike (a step after '/' stays).
-    from apscheduler.triggers.cron import CronTrigger
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+    except ImportError as exc:
+        raise UsageError(
+            "cron schedules need APScheduler, which is not installed",
+            fix="pip install 'alphaops[autopilot]', or write the schedule as {every: 7d}",
+        ) from exc
 
     fields = expression.split()
     if len(fields) == 5:

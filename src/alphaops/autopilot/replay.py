@@ -111,6 +111,8 @@ class LifecycleResult:
     bars: int
     counts: dict[str, int] = field(default_factory=dict)
     """Runs by final state (promoted, rollout_started, blocked, failed, safe_action …)."""
+    drift_alarms: int = 0
+    """Drift alarms the weekly drift checks raised."""
 
     @property
     def retrains(self) -> int:
@@ -141,7 +143,7 @@ def equity_of(
     >>> eq, trips = equity_of(np.array([1, 1, 0, 0]), np.array([10., 10, 11, 12]),
     ...                       np.array([10., 11, 12, 12]), cost=0.0)
     >>> eq.round(3).tolist(), trips
-    ([1.0, 1.1, 1.1, 1.1], 1)
+    ([1.0, 1.1, 1.2, 1.2], 1)
     """
     n = len(actions)
     equity = np.ones(n)
@@ -309,6 +311,7 @@ class _Replay:
         self.notional = 1_000.0
         self.min_predictions = min_predictions
         self.moves: Counter[str] = Counter()
+        self.drift_alarms = 0
 
 
 def replay_lifecycle(
@@ -321,12 +324,18 @@ def replay_lifecycle(
     fee: float = 0.001,
     slippage: float = 0.0005,
     min_predictions: int = 20,
+    drift_every: timedelta | None = timedelta(days=7),
+    drift_window: int = 500,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> LifecycleResult:
     """Replay ``[start, end)`` with the autopilot on; see the module docstring.
 
     Run it on a fresh home holding the candles: it trains, publishes and journals there.
+    Every ``drift_every`` of simulated time (``None``: never) each served model's last
+    ``drift_window`` decisions are checked for drift against its training profile, as
+    ``alphaops monitor --record`` does; an alarm pauses its rollout and fires the emergency
+    trigger.
     ``progress(done, total)`` is called every few hundred bars; ``cancelled()`` is checked
     as often, and a replay that is asked to stop raises
     :class:`~alphaops.core.errors.CancelledError`.
@@ -392,6 +401,7 @@ def replay_lifecycle(
         bars = {m.key: {b.timestamp_ms: b for b in bars_of(m.candles)} for m in models}
         step = timedelta(seconds=policy.check_every)
         next_check = start
+        next_drift = start + drift_every if drift_every is not None else None
         with journal:
             for done, t in enumerate(timeline):
                 if done % 200 == 0:
@@ -400,6 +410,12 @@ def replay_lifecycle(
                     if progress is not None:
                         progress(done, len(timeline))
                 now = _utc(t)  # the bar opening now: every bar before it is closed
+                if next_drift is not None and drift_every is not None and now >= next_drift:
+                    journal.flush()
+                    for m in models:
+                        replay.drift_alarms += _check_drift(m, journal, source, drift_window)
+                    while next_drift <= now:
+                        next_drift += drift_every
                 if now >= next_check:
                     clock[0] = now
                     pilot.check(now)
@@ -434,7 +450,25 @@ def replay_lifecycle(
         time.perf_counter() - began,
         len(timeline),
         dict(counts),
+        replay.drift_alarms,
     )
+
+
+def _check_drift(m: _Model, journal: Any, source: _Source, window: int) -> int:
+    # What `alphaops monitor --record` does for the served champion; return 1 on a new alarm.
+    from alphaops.services.journal import drift_of
+
+    registry = m.replay.pilot.registry
+    # The champion is watched while it serves alone: during a rollout it is being replaced,
+    # and an alarm on it would pause the very candidate meant to answer it.
+    if m.live is None or registry.active_rollout(m.key) is not None:
+        return 0
+    before = len(registry.alarms(m.key))
+    try:
+        drift_of(registry, journal, source.store, str(m.key), window=window, record=True)
+    except AlphaOpsError:  # too few decisions of the new champion yet
+        return 0
+    return len(registry.alarms(m.key)) - before
 
 
 def _result(m: _Model, registry: Any, start: datetime, end: datetime, cost: float) -> ModelReplay:

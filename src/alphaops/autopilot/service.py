@@ -19,6 +19,7 @@ from alphaops.autopilot._log import Run
 from alphaops.autopilot.engine import Autopilot
 from alphaops.autopilot.policy import AutopilotPolicy
 from alphaops.core.config import AlphaOpsConfig
+from alphaops.core.errors import UsageError
 
 __all__ = ["AutopilotThread"]
 
@@ -46,8 +47,14 @@ class AutopilotThread:
         on_runs: Callable[[list[Run]], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        from apscheduler.schedulers.background import BackgroundScheduler
-        from apscheduler.triggers.interval import IntervalTrigger
+        try:
+            from apscheduler.schedulers.background import BackgroundScheduler
+            from apscheduler.triggers.interval import IntervalTrigger
+        except ImportError as exc:
+            raise UsageError(
+                "the autopilot service needs APScheduler, which is not installed",
+                fix="pip install 'alphaops[autopilot]'",
+            ) from exc
 
         self.pilot = Autopilot(config, policy, executor=executor, ray_address=ray_address)
         self.on_runs = on_runs

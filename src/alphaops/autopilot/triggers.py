@@ -31,6 +31,9 @@ class LiveRecord:
     win_rate: float | None = None
     drawdown: float | None = None
     open_alarms: tuple[str, ...] = ()
+    """Open alarms no earlier emergency retrain answered (their summaries)."""
+    alarm_ids: tuple[int, ...] = ()
+    """Their ids, recorded by the retrain they fire so that they fire only once."""
     decisions: int = 0
     fallbacks: int = 0
 
@@ -53,22 +56,26 @@ def read_live_record(
     *,
     now: datetime,
     since: datetime | None = None,
+    answered: frozenset[int] = frozenset(),
 ) -> LiveRecord:
     """Read the champion's last ``min_trades`` round trips, the open alarms and the recent
     fallback decisions of ``key``.
 
     ``since`` (the last emergency retrain) limits the trades to those closed after it: an
-    emergency fires again only on new evidence, never twice on the same losing trades.
+    emergency fires again only on new evidence, never twice on the same losing trades;
+    ``answered`` holds the ids of alarms an earlier emergency retrain already answered.
     """
     champion = registry.aliases(key).get(CHAMPION)
     # The autopilot's own alarms (no candidate passed, holding) are its answer, not a cause.
-    alarms = tuple(
-        a.summary
+    opened = [
+        a
         for a in registry.alarms(key, open_only=True)
-        if not a.kind.startswith("autopilot_")
-    )
+        if not a.kind.startswith("autopilot_") and a.id not in answered
+    ]
+    alarms = tuple(a.summary for a in opened)
+    ids = tuple(a.id for a in opened)
     if champion is None:
-        return LiveRecord(None, open_alarms=alarms)
+        return LiveRecord(None, open_alarms=alarms, alarm_ids=ids)
     trips = journal.round_trips(
         key, version=champion, since=since, until=now, last=triggers.min_trades
     )
@@ -84,6 +91,7 @@ def read_live_record(
         win_rate=(sum(t.net_pnl > 0 for t in trips) / len(trips)) if enough else None,
         drawdown=_drawdown(trips) if enough else None,
         open_alarms=alarms,
+        alarm_ids=ids,
         decisions=len(served),
         fallbacks=sum(d.role == "fallback" for d in served),
     )

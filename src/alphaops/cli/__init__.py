@@ -2,13 +2,27 @@
 
 Exit codes: 0 success, 1 usage or runtime error (every :class:`AlphaOpsError`), 2 a gate
 failed (a blocker), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+
+Rule for every module in this package — **import lazily**. ``alphaops -h`` and every command
+load all of ``alphaops.cli``; at module level a CLI module may import only the standard
+library, ``typer``, ``rich``, ``alphaops.core`` and other ``alphaops.cli`` modules. Import
+``alphaops.services`` and anything behind it (registry, data, training, gates, pandas, numpy,
+scipy, torch …) inside the command function that needs it; names used only in annotations go
+under ``if TYPE_CHECKING:``; option help that lists library names reads them from
+``alphaops.cli._names``. ``tests/test_cli_startup.py`` imports each module here in a fresh
+process and fails when one loads a heavy library.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import shlex
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -19,20 +33,36 @@ from rich.text import Text
 from alphaops._version import __version__
 from alphaops.cli import (
     _activate,
+    _autopilot,
+    _completion,
     _data,
     _dataset,
     _gates,
+    _import,
     _journal,
     _quickstart,
     _registry,
     _rollout,
+    _serve,
     _train,
 )
 from alphaops.cli._context import CliContext, get_context
 from alphaops.core.config import load_config
 from alphaops.core.errors import AlphaOpsError
+from alphaops.core.logs import configure_logging, level_for, reset_logging
 
 __all__ = ["app", "main", "run"]
+
+log = logging.getLogger(__name__)
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")  # a database URL's password is never logged
+
+
+@dataclass(frozen=True)
+class _Invocation:
+    """What :func:`main` hands the root callback (which replaces it with the CliContext)."""
+
+    argv: tuple[str, ...]
+
 
 app = typer.Typer(
     name="alphaops",
@@ -55,6 +85,13 @@ app.command("quickstart")(_quickstart.quickstart)
 app.add_typer(_journal.app, name="journal")
 app.command("monitor")(_journal.monitor)
 app.add_typer(_journal.alarm_app, name="alarm")
+app.command("completion")(_completion.completion)
+app.add_typer(_autopilot.app, name="autopilot")
+app.command("replay")(_autopilot.replay)
+app.command("serve")(_serve.serve)
+app.add_typer(_serve.token_app, name="token")
+app.add_typer(_import.app, name="import")
+app.command("export")(_import.export)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -87,8 +124,40 @@ def _root(
             help="Print the alphaops version and exit.",
         ),
     ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="Log more on stderr: -v INFO, -vv DEBUG (env ALPHAOPS_LOG_LEVEL; default WARNING).",
+        ),
+    ] = 0,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            help="Append log lines (INFO and above, DEBUG with -vv) to this file.",
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = CliContext(load_config(config, home=home))
+    loaded = load_config(config, home=home)
+    level = level_for(loaded.log_level, verbose)
+    configure_logging(level, log_file=log_file)
+    argv = ctx.obj.argv if isinstance(ctx.obj, _Invocation) else (ctx.invoked_subcommand or "",)
+    log.info(
+        "alphaops %s: %s (home %s, config %s)",
+        __version__,
+        _PASSWORD.sub(r"\1***@", shlex.join(argv)),
+        loaded.home,
+        loaded.config_hash[:12],
+    )
+    log.debug(
+        "log level %s (%s)",
+        level,
+        "from -v" if verbose else "from the config's log_level / ALPHAOPS_LOG_LEVEL",
+    )
+    ctx.obj = CliContext(loaded)
 
 
 @app.command("version")
@@ -115,10 +184,24 @@ def config_show(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (errors are rendered, never raised)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    began = time.perf_counter()
+    try:
+        code = _invoke(args)
+        log.info("exit %d after %.2f s", code, time.perf_counter() - began)
+        return code
+    finally:
+        reset_logging()  # closes the --log-file; main() may run again in this process
+
+
+def _invoke(args: list[str]) -> int:
     wants_json = "--json" in args
     try:
-        result = app(args=args, prog_name="alphaops", standalone_mode=False)
+        result = app(
+            args=args, prog_name="alphaops", standalone_mode=False, obj=_Invocation(tuple(args))
+        )
     except AlphaOpsError as exc:
+        log.info("failed (%s): %s", exc.code, _PASSWORD.sub(r"\1***@", exc.message))
+        log.debug("where it failed", exc_info=True)
         _render_error(exc, wants_json)
         return exc.exit_code
     except typer.Exit as exc:
@@ -143,7 +226,8 @@ def _render_error(exc: AlphaOpsError, wants_json: bool) -> None:
         return
     # soft_wrap: a path or a ref in the message is never broken by an inserted newline.
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-    err.print(Text.assemble(("error", "bold red"), f" ({exc.code}): {exc.message}"))
+    message = _PASSWORD.sub(r"\1***@", exc.message)  # a password in a URL is never shown
+    err.print(Text.assemble(("error", "bold red"), f" ({exc.code}): {message}"))
     if exc.fix:
         err.print(Text.assemble(("fix", "bold"), f": {exc.fix}"))
 

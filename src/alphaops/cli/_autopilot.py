@@ -279,6 +279,7 @@ def replay(
                 "runs": result.counts,
                 "promotions": result.promotions,
                 "rollbacks": result.rollbacks,
+                "drift_alarms": result.drift_alarms,
                 "models": [
                     {
                         "model": str(m.key),

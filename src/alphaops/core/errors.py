@@ -9,7 +9,10 @@ caller does next::
     │   ├── ConfigError                 config_invalid    1     400    fix the config file/env
     │   ├── InvalidNameError            name_invalid      1     400    use a safe name
     │   ├── SpecError                   spec_invalid      1     400    fix the feature/label/split spec
-    │   └── IllegalTransitionError      illegal_transition 1    409    make a move the lifecycle allows
+    │   ├── IllegalTransitionError      illegal_transition 1    409    make a move the lifecycle allows
+    │   ├── UntrustedCodeError          untrusted_code    1     403    pass --trust-pickle, or convert first
+    │   ├── AuthenticationError         unauthenticated   1     401    send a valid, unrevoked API token
+    │   └── PermissionDeniedError       forbidden         1     403    use a token with the needed role
     ├── DataError                       data_error        1     422    fix or re-download the data
     │   ├── DataFormatError             data_format       1     422    convert or point at the right file
     │   ├── DataValidationError         data_invalid      1     422    repair the listed rows
@@ -52,6 +55,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ERROR_TABLE",
     "AlphaOpsError",
+    "AuthenticationError",
     "CancelledError",
     "ConfigError",
     "DataConflictError",
@@ -73,9 +77,11 @@ __all__ = [
     "NotFittedError",
     "NotFoundError",
     "ParityError",
+    "PermissionDeniedError",
     "SpecError",
     "StaleBarError",
     "TrainingError",
+    "UntrustedCodeError",
     "UsageError",
     "VersionConflictError",
     "WrongMarketError",
@@ -103,6 +109,11 @@ ERROR_TABLE: dict[str, ErrorCode] = {
         ErrorCode(
             "illegal_transition", 1, 409, "a lifecycle (e.g. a rollout) forbids that move now"
         ),
+        ErrorCode(
+            "untrusted_code", 1, 403, "loading a file would run its code and it is not trusted"
+        ),
+        ErrorCode("unauthenticated", 1, 401, "no valid API token was sent"),
+        ErrorCode("forbidden", 1, 403, "the API token's role does not allow the request"),
         ErrorCode("data_error", 1, 422, "market data cannot be used"),
         ErrorCode("data_format", 1, 422, "a file is not in a readable candle format"),
         ErrorCode("data_invalid", 1, 422, "candles failed validation"),
@@ -206,6 +217,24 @@ class IllegalTransitionError(UsageError):
     """A lifecycle (a rollout's phases) was asked to make a move it forbids in its state."""
 
     code = "illegal_transition"
+
+
+class UntrustedCodeError(UsageError):
+    """Loading a file (a pickle, a full torch model) would run code it carries, untrusted."""
+
+    code = "untrusted_code"
+
+
+class AuthenticationError(UsageError):
+    """An API request carried no bearer token, or one that is unknown or revoked (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(UsageError):
+    """An API token's role does not allow the request (HTTP 403): e.g. a viewer mutating."""
+
+    code = "forbidden"
 
 
 class DataError(AlphaOpsError):

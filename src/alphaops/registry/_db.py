@@ -7,24 +7,74 @@ its first statement; reads begin with a plain deferred ``BEGIN`` and never block
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from alphaops.core.config import check_database_url
-from alphaops.core.errors import ExternalServiceError, UsageError
+from alphaops.core.errors import ExternalServiceError, UsageError, VersionConflictError
 
-__all__ = ["HEAD_REVISION", "Database", "as_utc", "database_url_for"]
+__all__ = ["HEAD_REVISION", "Database", "RetryPolicy", "as_utc", "database_url_for"]
 
 # The newest Alembic revision in ``migrations/versions`` (a test checks it matches).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 _PG_MIGRATION_LOCK = 7_240_001
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+_T = TypeVar("_T")
+
+
+class RetryPolicy:
+    """How long to retry a transaction refused by a unique constraint, and how to wait.
+
+    Writers that lose a race (two publishers picking the same version number on PostgreSQL)
+    wait a random time in ``[0, delay]`` — full jitter, so they spread out instead of colliding
+    again in step — with ``delay`` doubling from ``first_delay_s`` up to ``max_delay_s``, and
+    give up only when ``deadline_s`` has passed, however many attempts that took.
+    """
+
+    def __init__(
+        self, *, deadline_s: float = 60.0, first_delay_s: float = 0.002, max_delay_s: float = 0.25
+    ) -> None:
+        self.deadline_s = deadline_s
+        self.first_delay_s = first_delay_s
+        self.max_delay_s = max_delay_s
+
+    def run(self, attempt: Callable[[], _T], *, what: str) -> _T:
+        """Return ``attempt()``, retried on unique-constraint conflicts until the deadline."""
+        deadline = time.monotonic() + self.deadline_s
+        delay, tries = self.first_delay_s, 0
+        while True:
+            tries += 1
+            try:
+                return attempt()
+            except SqlIntegrityError as exc:
+                if not _lost_a_race(exc):
+                    raise  # another constraint: a bug or bad input, not worth waiting for
+                if time.monotonic() >= deadline:
+                    raise VersionConflictError(
+                        f"could not {what}: {tries} attempts over {self.deadline_s:g} s all lost "
+                        "a race with other writers",
+                        fix="retry later; many writers are racing on the same model",
+                    ) from exc
+            time.sleep(random.uniform(0.0, delay))
+            delay = min(self.max_delay_s, delay * 2)
+
+
+def _lost_a_race(exc: SqlIntegrityError) -> bool:
+    """Return whether ``exc`` is a unique-constraint violation (PostgreSQL 23505, SQLite)."""
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(
+        exc.orig
+    )
 
 
 def database_url_for(path: Path) -> str:
@@ -50,6 +100,7 @@ class Database:
     def __init__(self, url: str) -> None:
         # Refused before anything is created: a garbage URL must not leave files behind.
         self.url = _normalize(check_database_url(url))
+        self.retry = RetryPolicy()
         if self.url.startswith("sqlite"):
             self.dialect = "sqlite"
             if self.url not in ("sqlite://", "sqlite:///:memory:"):
@@ -76,8 +127,9 @@ class Database:
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a killed process never corrupts or loses a committed transaction.
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            # WAL + FULL: the WAL is fsynced at every commit, so a committed publish, alias move
+            # or audit row survives a power loss, not only a killed process (NORMAL's promise).
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.close()

@@ -92,7 +92,8 @@ def lifecycle_lines(result: LifecycleResult) -> list[str]:
         f"Lifecycle replay {result.start:%Y-%m-%d} .. {result.end:%Y-%m-%d}: "
         f"{result.bars:,} bars in {result.seconds:.1f} s",
         *textwrap.wrap(retrains, 80, subsequent_indent="  ", break_long_words=False),
-        f"promotions {result.promotions}, rollbacks {result.rollbacks}",
+        f"promotions {result.promotions}, rollbacks {result.rollbacks}, "
+        f"drift alarms {result.drift_alarms}",
     ]
     for m in result.models:
         lines += [
