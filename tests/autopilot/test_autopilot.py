@@ -14,6 +14,7 @@ from alphaops.registry import HOLD_ALARM, Registry
 from alphaops.registry.refs import CHALLENGER, CHAMPION, parse_key
 from alphaops.runtime import LivePredictor, bars_of
 from alphaops.services.data import open_store
+from alphaops.services.rollout import RolloutController
 
 from .conftest import BEATS_CHAMPION, FIRST, LOSES_TO_CHAMPION, make_policy, model_policy
 
@@ -122,9 +123,6 @@ def test_losing_trades_fire_an_emergency_retrain_after_hysteresis_and_it_rolls_o
         assert run.state == "rollout_started"
         assert pilot.registry.aliases(KEY)[CHAMPION] == 1
         # Cooldown: still breaching an hour later, but nothing starts.
-        pilot.registry.list_rollouts(KEY, active_only=True)
-        from alphaops.services.rollout import RolloutController
-
         RolloutController(pilot.registry).abort(KEY, reason="test: judge nothing")
         assert pilot.due(BEATS_CHAMPION + timedelta(hours=1)) == []
         assert pilot.due(BEATS_CHAMPION + timedelta(hours=2)) == []
@@ -207,3 +205,81 @@ def test_a_run_cut_short_is_closed_as_abandoned_and_the_model_is_due_again(
     assert run.state == "promoted"
     states = [r.state for r in log.runs(KEY)]
     assert states == ["abandoned", "promoted"]
+
+
+def test_a_drift_alarm_fires_one_emergency_whose_rollout_answers_it(
+    config: AlphaOpsConfig,
+) -> None:
+    model = model_policy(schedule={"every": "200d"}, triggers={"consecutive": 1})
+    with Autopilot(config, make_policy(model), executor="sequential") as pilot:
+        pilot.check(FIRST)
+        alarm = pilot.registry.raise_alarm(
+            KEY, kind="feature_drift", detail={"summary": "alarm on atr_14"}, version=1
+        )
+        (run,) = pilot.check(BEATS_CHAMPION)
+        assert run.kind == "emergency"
+        assert "alarm on atr_14" in run.reason
+        assert run.steps[0].detail["alarm_ids"] == [alarm.id]
+        assert run.state == "rollout_started"
+        # The passing retrain acknowledged the alarm it answered (audited), so the rollout
+        # can go live; the same alarm never fires again.
+        assert pilot.registry.alarms(KEY, open_only=True) == []
+        (ack,) = [a for a in pilot.registry.alarms(KEY) if a.id == alarm.id]
+        assert ack.acknowledged_by == "autopilot"
+        RolloutController(pilot.registry).abort(KEY, reason="test: make room")
+        assert pilot.due(BEATS_CHAMPION + timedelta(days=3)) == []
+
+
+def test_an_emergency_supersedes_a_rollout_that_an_alarm_paused(config: AlphaOpsConfig) -> None:
+    model = model_policy(schedule={"every": "7d"}, triggers={"consecutive": 1})
+    with Autopilot(config, make_policy(model), executor="sequential") as pilot:
+        pilot.check(FIRST)
+        (scheduled,) = pilot.check(BEATS_CHAMPION)
+        assert scheduled.state == "rollout_started"
+        # A scheduled retrain waits for the rollout; an alarm pauses it ...
+        assert pilot.due(BEATS_CHAMPION + timedelta(days=8)) == []
+        pilot.registry.raise_alarm(KEY, kind="feature_drift", detail={"summary": "drift"})
+        (paused,) = pilot.registry.list_rollouts(KEY, active_only=True)
+        assert paused.phase == "paused"
+        # ... and the emergency it fires aborts the paused rollout (audited) and retrains.
+        (run,) = pilot.check(BEATS_CHAMPION + timedelta(days=3))
+        assert run.kind == "emergency"
+        aborted = next(s for s in run.steps if s.step == "rollout_aborted")
+        assert aborted.rollout_id == paused.id
+        assert paused.id not in [r.id for r in pilot.registry.list_rollouts(KEY, active_only=True)]
+        history = pilot.registry.history(KEY)
+        assert any("supersedes" in h.reason for h in history)
+
+
+def test_the_fallback_safe_action_retrains_the_simpler_model_type_through_its_gates(
+    config: AlphaOpsConfig,
+) -> None:
+    model = model_policy(
+        schedule={"every": "200d"},
+        triggers={"win_rate_below": 0.4, "min_trades": 20, "consecutive": 1},
+        on_no_candidate="fallback",
+        fallback_model="random_forest",
+    )
+    model["job"] = model["job"] | {"params": {"n_estimators": 60, "early_stopping_rounds": 0}}
+    with Autopilot(config, make_policy(model), executor="sequential") as pilot:
+        pilot.check(FIRST)
+        _losing_trades(pilot.registry, 1, LOSES_TO_CHAMPION - timedelta(hours=1))
+        (run,) = pilot.check(LOSES_TO_CHAMPION)
+        assert run.kind == "emergency"
+        assert run.state == "safe_action"
+        fallback = parse_key("BTCUSDT/random_forest")
+        published = [s for s in run.steps if s.step == "published"]
+        assert [s.detail["ref"].rsplit("/", 1)[0] for s in published] == [
+            "BTCUSDT/lightgbm",
+            "BTCUSDT/random_forest",
+        ]
+        gated = [s for s in run.steps if s.step == "gated"]
+        assert len(gated) == 2
+        if gated[1].detail["passed"]:
+            assert run.steps[-1].detail["action"] == "fallback"
+            assert pilot.registry.aliases(fallback)[CHAMPION] == 1
+        else:  # the fallback failed too: keep the champion, loudly
+            assert run.steps[-1].detail["action"] == "keep"
+            assert CHAMPION not in pilot.registry.aliases(fallback)
+            assert pilot.registry.alarms(KEY, open_only=True)
+        assert pilot.registry.aliases(KEY)[CHAMPION] == 1

@@ -394,3 +394,42 @@ def test_the_default_registry_lives_in_the_home(
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert (tmp_path / "home" / "alphaops.db").exists()
     assert (tmp_path / "home" / "artifacts" / "BTCUSDT" / "logreg" / "1" / "model.onnx").exists()
+
+
+def test_prune_never_removes_a_version_a_rollout_named_or_the_journal_holds_decisions_of(
+    registry: Registry, make_bundle: Callable[..., Path]
+) -> None:
+    from datetime import UTC, datetime
+
+    from alphaops.journal import Decision, Journal
+    from alphaops.services.rollout import RolloutController
+
+    _publish(registry, make_bundle, 6)
+    registry.promote(f"{KEY}/1", expect=None, reason="v1")
+    RolloutController(registry).start(f"{KEY}/3", steps="shadow", interval_s=60)
+    RolloutController(registry).abort(KEY, reason="it was judged; keep it reproducible")
+    key = parse_ref(KEY).key
+    Journal(registry).write_decisions(
+        [
+            Decision(
+                id="d-v4",
+                at=datetime(2025, 1, 1, tzinfo=UTC),
+                bar_time=datetime(2025, 1, 1, tzinfo=UTC),
+                symbol=key.symbol,
+                model_type=key.model_type,
+                version=4,
+                manifest_sha256=registry.get(key, 4).manifest_sha256,
+                role="champion",
+                rollout_id=None,
+                routing_key=None,
+                action=1,
+                probabilities=(0.3, 0.7),
+                input_sha256="0" * 32,
+            )
+        ]
+    )
+    assert "challenger" not in registry.aliases(KEY)
+    report = registry.prune(PrunePolicy(keep_last=1))
+    # v1 champion (aliased), v3 named by a rollout, v4 traded (journal), v6 the newest.
+    assert report.removed == [f"{KEY}/2", f"{KEY}/5"]
+    assert [v.version for v in registry.list_versions(KEY)] == [1, 3, 4, 6]

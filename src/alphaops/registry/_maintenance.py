@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, text, update
 
 from alphaops.core.errors import IntegrityError, UsageError
 from alphaops.registry import _schema as t
@@ -131,8 +131,38 @@ def _to_prune(
     return [v for v in versions if v.version in doomed and not v.aliases]
 
 
+_DECIDED = text(
+    "SELECT 1 FROM decisions WHERE symbol = :symbol AND model_type = :model_type "
+    "AND version = :version LIMIT 1"
+)
+
+
+def _referenced(conn: Connection, v: ModelVersion) -> bool:
+    # What must stay reproducible: a version a rollout compared (challenger or champion) and
+    # a version whose decisions the journal holds (which model traded when, and on what).
+    r = t.rollouts
+    named = conn.execute(
+        select(r.c.id)
+        .where(
+            r.c.symbol == v.key.symbol,
+            r.c.model_type == v.key.model_type,
+            (r.c.challenger_version == v.version) | (r.c.champion_version == v.version),
+        )
+        .limit(1)
+    ).first()
+    if named is not None:
+        return True
+    params = {"symbol": v.key.symbol, "model_type": v.key.model_type, "version": v.version}
+    return conn.execute(_DECIDED, params).first() is not None
+
+
 def prune(registry: Registry, policy: PrunePolicy, *, dry_run: bool, reason: str) -> PruneReport:
-    """Apply ``policy`` to every model; mark versions pruned first, then delete their files."""
+    """Apply ``policy`` to every model; mark versions pruned first, then delete their files.
+
+    Never pruned: a version an alias points at (champion, challenger, previous, user
+    aliases), one a rollout named (as challenger or champion), and one whose decisions the
+    journal holds.
+    """
     now = datetime.now(UTC)
     by_key: dict[ModelKey, list[ModelVersion]] = {}
     for v in registry.list_versions():
@@ -140,9 +170,13 @@ def prune(registry: Registry, policy: PrunePolicy, *, dry_run: bool, reason: str
     removed: list[ModelVersion] = []
     for versions in by_key.values():
         removed += _to_prune(versions, policy, now)
+    with registry.database.read() as conn:
+        removed = [v for v in removed if not _referenced(conn, v)]
     if not dry_run:
         for v in removed:
             with registry.database.write() as conn:
+                if _referenced(conn, v):
+                    continue  # a rollout or a journaled decision named it since we looked
                 aliased = conn.execute(
                     select(t.aliases.c.alias).where(
                         t.aliases.c.symbol == v.key.symbol,
