@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
@@ -283,3 +285,51 @@ def test_the_fallback_safe_action_retrains_the_simpler_model_type_through_its_ga
             assert CHAMPION not in pilot.registry.aliases(fallback)
             assert pilot.registry.alarms(KEY, open_only=True)
         assert pilot.registry.aliases(KEY)[CHAMPION] == 1
+
+
+def test_refresh_download_fetches_the_missing_candles_up_to_now_before_training(
+    tmp_path: Path, load_real: Callable[[str, str], Candles]
+) -> None:
+    from alphaops.core.config import load_config
+    from alphaops.testing import FakeExchange
+
+    btc = load_real("BTCUSDT", "1h")
+    config = load_config(environ={"ALPHAOPS_HOME": str(tmp_path / "home")})
+    cut = int(np.searchsorted(btc.timestamps_ms, _ms(datetime(2024, 12, 1, tzinfo=UTC))))
+    open_store(config).write(_slice(btc, 0, cut))  # the store stops a month short
+    model = model_policy(refresh="download", exchange="fakex")
+    exchange = FakeExchange(btc)
+    with Autopilot(config, make_policy(model), executor="sequential", exchange=exchange) as pilot:
+        (run,) = pilot.check(FIRST)
+    refreshed = next(s for s in run.steps if s.step == "refreshed")
+    assert refreshed.detail["added"] == (FIRST - datetime(2024, 12, 1, tzinfo=UTC)) // timedelta(
+        hours=1
+    )
+    stored = open_store(config).load("BTCUSDT", "1h")
+    assert int(stored.timestamps_ms[-1]) == _ms(FIRST) - 3_600_000  # nothing from after now
+    assert run.state in ("promoted", "blocked")
+
+
+def test_prometheus_says_so_loudly_when_the_autopilot_needs_a_person(
+    pilot: Autopilot,
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from alphaops.serve.metrics import RegistryCollector
+
+    pilot.check(FIRST)
+    collectors = CollectorRegistry()
+    collectors.register(RegistryCollector(pilot.registry, pilot.registry.list_models))
+
+    def sample(name: str) -> str:
+        text = generate_latest(collectors).decode()
+        return next(line for line in text.splitlines() if line.startswith(name + "{"))
+
+    assert sample("alphaops_autopilot_needs_attention").endswith(" 0.0")
+    assert 'kind="scheduled"' in sample("alphaops_autopilot_runs_total")
+    log = pilot.log
+    log.append("e1", KEY, "emergency", "fired", at=FIRST, reason="win rate")
+    log.append("e1", KEY, "emergency", "safe_action", at=FIRST, detail={"action": "hold"})
+    pilot.registry.raise_alarm(KEY, kind=HOLD_ALARM, detail={"summary": "no candidate"})
+    assert sample("alphaops_autopilot_needs_attention").endswith(" 1.0")
+    assert sample("alphaops_autopilot_holding").endswith(" 1.0")

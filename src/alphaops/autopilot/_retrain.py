@@ -64,6 +64,8 @@ class Retrain:
 
     def _run(self) -> None:
         self._supersede_paused_rollout()
+        if self.model.refresh == "download":
+            self._refresh()
         data = self.pilot.candles_before(self.model.job, self.now)
         gate_start, gate_end, train_start = self.pilot.windows(self.model, data)
         passed, ref = self._train_and_gate(self.model.job, data, gate_start, gate_end, train_start)
@@ -76,6 +78,33 @@ class Retrain:
             self.step("blocked", why, version=_version(ref))
             return
         self._safe_action(why, data, gate_start, gate_end, train_start)
+
+    def _refresh(self) -> None:
+        # Fetch what the store lacks of the window this retrain reads, up to its moment.
+        from datetime import timedelta
+
+        from alphaops.core.timeframes import Timeframe
+        from alphaops.services.data import download_data
+
+        job = self.model.job
+        bars = (self.model.train_bars or 8760) + self.model.gate_bars + 64
+        since = self.now - timedelta(seconds=bars * Timeframe.parse(job.timeframe).seconds)
+        results = download_data(
+            self.pilot.config,
+            list(job.symbols),
+            job.timeframe,
+            since=since.isoformat(),
+            until=self.now.isoformat(),
+            exchange_id=self.model.exchange,
+            exchange=self.pilot.exchange,
+        )
+        added = sum(r.added for r in results)
+        self.step(
+            "refreshed",
+            f"{added} new candle(s) from {results[0].exchange}" if results else "nothing to fetch",
+            added=added,
+            requests=sum(r.requests for r in results),
+        )
 
     def _supersede_paused_rollout(self) -> None:
         from alphaops.services.rollout import RolloutController

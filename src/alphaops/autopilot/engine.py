@@ -36,6 +36,7 @@ from alphaops.autopilot.triggers import Hysteresis, breaches, read_live_record
 from alphaops.core.config import AlphaOpsConfig
 from alphaops.core.errors import AlphaOpsError, InsufficientDataError
 from alphaops.data import Candles
+from alphaops.data.download import OHLCVExchange
 from alphaops.journal import Journal
 from alphaops.registry import Registry
 from alphaops.registry.refs import CHAMPION, ModelKey
@@ -102,7 +103,9 @@ class Autopilot:
     path; ``"thread"``/``"sequential"`` in tests; ``"ray"`` with ``ray_address``).
     ``fault`` injects failures for replays and drills: it is called with each job before
     training and may raise. ``rollout_ids`` names the rollouts it starts (a replay names them
-    so that canary routing is the same on every run; default: random ids).
+    so that canary routing is the same on every run; default: random ids). ``exchange``
+    serves models with ``refresh: download`` (default: a ccxt client of the policy's or the
+    config's exchange).
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class Autopilot:
         actor: str = "autopilot",
         fault: Callable[[TrainingJob], None] | None = None,
         rollout_ids: Callable[[ModelKey], str] | None = None,
+        exchange: OHLCVExchange | None = None,
     ) -> None:
         from alphaops.services._common import open_configured_registry
         from alphaops.services.data import open_store
@@ -131,6 +135,7 @@ class Autopilot:
         self.actor = actor
         self.fault = fault
         self.rollout_ids = rollout_ids
+        self.exchange = exchange
         self.log = AutopilotLog(self.registry, actor=actor)
         self.journal = Journal(self.registry, actor=actor)
         self.hysteresis = Hysteresis()

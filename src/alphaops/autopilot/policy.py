@@ -234,6 +234,14 @@ class ModelPolicy(SpecModel):
     fallback_model: ModelFamily | None = Field(
         None, description="The simpler model type `fallback` retrains (e.g. random_forest)."
     )
+    refresh: Literal["store", "download"] = Field(
+        "store",
+        description="Where each retrain's candles come from: the store as it is, or an "
+        "incremental ccxt download into the store first (needs alphaops[download]).",
+    )
+    exchange: str | None = Field(
+        None, description="ccxt exchange id for refresh: download (default: the config's)."
+    )
     acknowledge_drift: bool = Field(
         True,
         description="When a retrain fired by a drift alarm passes its gates, acknowledge the "

@@ -346,6 +346,10 @@ def replay_lifecycle(
     from alphaops.services.data import open_store
 
     faults = faults or Faults()
+    # A replay reads the store only: a policy that downloads fresh candles live does not here.
+    policy = policy.model_copy(
+        update={"models": tuple(m.model_copy(update={"refresh": "store"}) for m in policy.models)}
+    )
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if not start < end:
         raise UsageError(f"replay window {start:%F}..{end:%F} is empty", fix="pass --from < --to")

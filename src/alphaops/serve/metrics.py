@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import write_to_textfile as _write_to_textfile
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from alphaops.registry import ModelKey, Registry
@@ -212,6 +212,52 @@ class RegistryCollector(Collector):
             percentage.add_metric([name], 0 if rollout is None else rollout.percentage)
             alarms.add_metric([name], len(reg.alarms(key, open_only=True)))
         yield from (generation, alias, phase, percentage, alarms)
+        yield from self._autopilot()
+
+    def _autopilot(self) -> Iterator[Any]:
+        # What the autopilot did, from its log: runs by model, kind and how they ended, and
+        # a 1 where it needs a person (an emergency found no passing candidate, or holding).
+        from alphaops.autopilot import AutopilotLog
+        from alphaops.registry import HOLD_ALARM
+
+        runs = CounterMetricFamily(
+            "alphaops_autopilot_runs",
+            "Autopilot retrains by model, kind and where they stand.",
+            labels=["model", "kind", "state"],
+        )
+        attention = GaugeMetricFamily(
+            "alphaops_autopilot_needs_attention",
+            "1 when the autopilot's newest emergency retrain of the model found no passing "
+            "candidate or bots are holding.",
+            labels=["model"],
+        )
+        holding = GaugeMetricFamily(
+            "alphaops_autopilot_holding",
+            "1 while bots serving the model act HOLD (an open autopilot_hold alarm).",
+            labels=["model"],
+        )
+        counted: dict[tuple[str, str, str], int] = {}
+        newest: dict[str, Any] = {}
+        for run in AutopilotLog(self._registry).runs():
+            label: tuple[str, str, str] = (str(run.key), str(run.kind), run.state)
+            counted[label] = counted.get(label, 0) + 1
+            newest[str(run.key)] = run
+        for label, n in sorted(counted.items()):
+            runs.add_metric(list(label), n)
+        for key in self._models():
+            name = str(key)
+            opened = self._registry.alarms(key, open_only=True)
+            held = any(a.kind == HOLD_ALARM for a in opened)
+            last = newest.get(name)
+            failed = (
+                last is not None
+                and last.kind == "emergency"
+                and last.state in ("blocked", "failed", "safe_action")
+            )
+            ours = any(a.kind.startswith("autopilot_") for a in opened)
+            attention.add_metric([name], 1.0 if failed or ours else 0.0)
+            holding.add_metric([name], 1.0 if held else 0.0)
+        yield from (runs, attention, holding)
 
 
 class TrainingMetrics:
