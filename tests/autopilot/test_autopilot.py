@@ -333,3 +333,25 @@ def test_prometheus_says_so_loudly_when_the_autopilot_needs_a_person(
     pilot.registry.raise_alarm(KEY, kind=HOLD_ALARM, detail={"summary": "no candidate"})
     assert sample("alphaops_autopilot_needs_attention").endswith(" 1.0")
     assert sample("alphaops_autopilot_holding").endswith(" 1.0")
+
+
+def test_a_run_another_live_autopilot_is_running_is_left_alone(pilot: Autopilot) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        here = {"host": socket.gethostname(), "pid": other.pid, "due_at": FIRST.isoformat()}
+        pilot.log.append("theirs", KEY, "scheduled", "fired", at=FIRST, detail=here)
+        away = {"host": "another-host", "pid": os.getpid()}
+        eth = parse_key("ETHUSDT/lightgbm")
+        pilot.log.append("remote", eth, "scheduled", "fired", at=FIRST, detail=away)
+        assert pilot.recover(FIRST) == []  # both owners are alive (the remote one recently)
+        assert pilot.due(FIRST) == []  # and the model waits for its run
+    finally:
+        other.kill()
+        other.wait()
+    (closed,) = pilot.recover(FIRST)  # its process is gone now
+    assert closed.run_id == "theirs"

@@ -45,6 +45,7 @@ steps_table = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(32), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("symbol", String(64), nullable=False),
     Column("model_type", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -68,6 +69,9 @@ class Step:
     id: int
     run_id: str
     at: datetime
+    """The autopilot's moment (simulated in a replay)."""
+    recorded_at: datetime
+    """When the step was written (wall clock)."""
     key: ModelKey
     kind: RunKind
     step: str
@@ -165,6 +169,7 @@ class AutopilotLog:
         values = {
             "run_id": run_id,
             "at": _utc(at),
+            "recorded_at": datetime.now(UTC),
             "symbol": key.symbol,
             "model_type": key.model_type,
             "kind": kind,
@@ -205,6 +210,7 @@ def _step(values: Mapping[str, Any]) -> Step:
         id=int(values["id"]),
         run_id=str(values["run_id"]),
         at=_utc(values["at"]),
+        recorded_at=_utc(values["recorded_at"]),
         key=ModelKey(str(values["symbol"]), str(values["model_type"])),
         kind=values["kind"],
         step=str(values["step"]),

@@ -6,6 +6,8 @@ Each step is appended to the autopilot log as it happens; any error ends the run
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -50,7 +52,9 @@ class Retrain:
 
     def run(self) -> Run:
         """Run every step; return the run as logged."""
-        self.step("fired", self.firing.reason, **self.firing.detail)
+        # Who runs it: a restarted autopilot closes it only if this process is gone.
+        owner = {"host": socket.gethostname(), "pid": os.getpid()}
+        self.step("fired", self.firing.reason, **self.firing.detail, **owner)
         try:
             self._run()
         except _Stop:

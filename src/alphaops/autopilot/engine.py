@@ -21,6 +21,8 @@ schedule, cooldown and budget are read back from it, so a restarted autopilot re
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +89,23 @@ class ModelStatus:
         )
 
 
+_HOST = socket.gethostname()
+STALE_AFTER = timedelta(hours=6)
+"""An open run of an autopilot on another host is taken for dead after this long idle."""
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -140,6 +159,7 @@ class Autopilot:
         self.journal = Journal(self.registry, actor=actor)
         self.hysteresis = Hysteresis()
         self.cancel = CancelToken()
+        self._running: set[str] = set()  # run ids this autopilot is running right now
 
     def close(self) -> None:
         """Close the registry it opened."""
@@ -162,6 +182,8 @@ class Autopilot:
         """
         closed = []
         for run in self.log.open_runs():
+            if not self._cut_short(run):
+                continue
             self.log.append(
                 run.run_id,
                 run.key,
@@ -173,6 +195,20 @@ class Autopilot:
             )
             closed.append(run)
         return closed
+
+    def _cut_short(self, run: Run) -> bool:
+        # An open run is another autopilot's work in progress while its process lives: on
+        # this host, while its pid does; on another host, until its newest step is older
+        # than STALE_AFTER (that host's autopilot died). Ours are open only while running.
+        owner = run.steps[0].detail
+        if run.run_id in self._running:
+            return False
+        if owner.get("host") == _HOST:
+            pid = int(owner.get("pid", 0))
+            return pid == os.getpid() or not _alive(pid)
+        if owner.get("host") is None:
+            return True
+        return datetime.now(UTC) - run.steps[-1].recorded_at > STALE_AFTER
 
     def due(self, now: datetime) -> list[Firing]:
         """Return the retrains to start at ``now`` (cooldown, rollouts and budget applied)."""
@@ -316,7 +352,11 @@ class Autopilot:
         now = _utc(now)
         run_id = self.log.new_run_id()
         self.hysteresis.reset(str(firing.model.key))
-        return Retrain(self, firing, run_id, now).run()
+        self._running.add(run_id)
+        try:
+            return Retrain(self, firing, run_id, now).run()
+        finally:
+            self._running.discard(run_id)
 
     # -- reading --------------------------------------------------------------------------
 

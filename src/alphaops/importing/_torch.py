@@ -37,7 +37,6 @@ from alphaops.importing._sandbox import read_scaler
 __all__ = ["convert_torch", "load_state_dict"]
 
 
-
 def load_state_dict(path: Any, *, where: str) -> dict[str, Any]:
     """Read a state dict with ``weights_only=True``; refuse anything else, typed."""
     import torch

@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.String(32), nullable=False),
         sa.Column("at", _TZ, nullable=False),
+        # ``at`` is the autopilot's moment (simulated in a replay); this is the wall clock.
+        sa.Column("recorded_at", _TZ, nullable=False),
         sa.Column("symbol", sa.String(64), nullable=False),
         sa.Column("model_type", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
