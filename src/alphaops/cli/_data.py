@@ -19,6 +19,12 @@ app = typer.Typer(
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+CalendarOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Session calendar: 24/7 (crypto, default), fx, or an exchange code such as XNYS."
+    ),
+]
 
 
 @app.command("import")
@@ -37,6 +43,7 @@ def import_(
         bool, typer.Option(help="New candles win over stored ones that differ.")
     ] = False,
     assume_utc: Annotated[bool, typer.Option(help="Read timezone-less times as UTC.")] = False,
+    calendar: CalendarOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate candle files and append them to the store without duplicates."""
@@ -50,6 +57,7 @@ def import_(
         timeframe=timeframe,
         on_conflict="replace" if replace else "raise",
         assume_utc=assume_utc,
+        calendar=calendar,
     )
     if len(outcomes) == 1:  # one file: its error is the command's error
         outcomes[0].raise_for_error()
@@ -151,20 +159,24 @@ def check(
     ctx: typer.Context,
     symbol: Annotated[str, typer.Argument(help="Symbol, e.g. BTCUSDT.")],
     timeframe: Annotated[str, typer.Argument(help="Timeframe, e.g. 1h.")],
+    calendar: CalendarOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a stored series and report its gaps; exit 1 when a check fails."""
+    """Validate a stored series and report its gaps; exit 1 when a check fails.
+
+    Gaps count the bars the calendar expects (the series' declared one unless --calendar).
+    """
     from alphaops.services import data as service
 
     cli = get_context(ctx)
-    report = service.check_data(cli.config, symbol, timeframe)
+    report = service.check_data(cli.config, symbol, timeframe, calendar=calendar)
     if as_json:
         cli.print_json(report.to_dict())
     else:
         verdict = "[green]OK[/]" if report.ok else "[red]FAILED[/]"
         cli.console.print(
-            f"{report.symbol} {report.timeframe}: {report.rows:,} candles "
-            f"{report.first} → {report.last}: {verdict}"
+            f"{report.symbol} {report.timeframe} ({report.calendar} calendar): "
+            f"{report.rows:,} candles {report.first} → {report.last}: {verdict}"
         )
         for problem in report.problems:
             cli.console.print(f"  [red]✗[/] {problem.describe()}", markup=True, highlight=False)

@@ -9,6 +9,7 @@ caller does next::
     │   ├── ConfigError                 config_invalid    1     400    fix the config file/env
     │   ├── InvalidNameError            name_invalid      1     400    use a safe name
     │   ├── SpecError                   spec_invalid      1     400    fix the feature/label/split spec
+    │   │   └── LookaheadError          lookahead         1     422    compute from past bars only
     │   ├── IllegalTransitionError      illegal_transition 1    409    make a move the lifecycle allows
     │   ├── UntrustedCodeError          untrusted_code    1     403    pass --trust-pickle, or convert first
     │   ├── AuthenticationError         unauthenticated   1     401    send a valid, unrevoked API token
@@ -73,6 +74,7 @@ __all__ = [
     "InsufficientDataError",
     "IntegrityError",
     "InvalidNameError",
+    "LookaheadError",
     "ModelFailedError",
     "NotFittedError",
     "NotFoundError",
@@ -106,6 +108,7 @@ ERROR_TABLE: dict[str, ErrorCode] = {
         ErrorCode("config_invalid", 1, 400, "the configuration file or environment is invalid"),
         ErrorCode("name_invalid", 1, 400, "a symbol, model type, alias or file name is unsafe"),
         ErrorCode("spec_invalid", 1, 400, "a feature, label, split or dataset spec is invalid"),
+        ErrorCode("lookahead", 1, 422, "a feature's value at a bar depends on later bars"),
         ErrorCode(
             "illegal_transition", 1, 409, "a lifecycle (e.g. a rollout) forbids that move now"
         ),
@@ -211,6 +214,12 @@ class SpecError(UsageError):
     """A feature, label, split or dataset specification is invalid."""
 
     code = "spec_invalid"
+
+
+class LookaheadError(SpecError):
+    """A feature reads the future: its value at a bar changes when later bars are cut."""
+
+    code = "lookahead"
 
 
 class IllegalTransitionError(UsageError):

@@ -4,6 +4,7 @@ and resampling.
 >>> from alphaops.data import Candles, CandleStore, read_candles, resample
 """
 
+from alphaops.data.calendars import CONTINUOUS, Calendar, Fill, FillRule
 from alphaops.data.candles import (
     OHLCV,
     PRICE_COLUMNS,
@@ -43,10 +44,12 @@ from alphaops.data.store import (
 )
 
 __all__ = [
+    "CONTINUOUS",
     "OHLCV",
     "PRICE_COLUMNS",
     "TIMESTAMP_ALIASES",
     "AppendResult",
+    "Calendar",
     "CandleFormat",
     "CandleSink",
     "CandleStore",
@@ -54,6 +57,8 @@ __all__ = [
     "DownloadProgress",
     "DownloadResult",
     "Embargo",
+    "Fill",
+    "FillRule",
     "FrameWriter",
     "Gap",
     "GapReport",

@@ -6,7 +6,9 @@ Every reader, the store, the feature pipeline and the dataset builder speak one 
 timeframe's grid), ``open``, ``high``, ``low``, ``close``, ``volume`` (``float64``).
 
 Validation names each problem, the first offending rows and the fix. Gaps (missing candles,
-e.g. exchange outages) are *reported*, never filled.
+e.g. exchange outages) are *reported*, never filled. A series has a session calendar
+(:class:`~alphaops.data.calendars.Calendar`, ``24/7`` by default): gaps are candles the
+calendar expects but the series lacks, so an FX weekend or an exchange holiday is no gap.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({
@@ -36,6 +38,7 @@ import pandas as pd
 from alphaops.core.errors import DataFormatError, DataValidationError
 from alphaops.core.names import normalize_symbol
 from alphaops.core.timeframes import Timeframe
+from alphaops.data.calendars import CONTINUOUS, Calendar
 
 __all__ = [
     "OHLCV",
@@ -131,6 +134,7 @@ class ValidationReport:
     gaps: GapReport = field(default_factory=GapReport)
     first: pd.Timestamp | None = None
     last: pd.Timestamp | None = None
+    calendar: Calendar = CONTINUOUS
 
     @property
     def ok(self) -> bool:
@@ -152,6 +156,7 @@ class ValidationReport:
         return {
             "symbol": self.symbol,
             "timeframe": str(self.timeframe),
+            "calendar": str(self.calendar),
             "rows": self.rows,
             "first": None if self.first is None else self.first.isoformat(),
             "last": None if self.last is None else self.last.isoformat(),
@@ -172,13 +177,16 @@ def validate_frame(
     symbol: str,
     timeframe: str | Timeframe,
     now_ms: int | None = None,
+    calendar: str | Calendar | None = None,
 ) -> ValidationReport:
     """Check a candle frame against the canonical contract; never modify it.
 
     Rows in messages are 0-based positions in ``frame``. Candles opening after ``now_ms``
-    (default: the clock) are refused: they cannot have closed.
+    (default: the clock) are refused: they cannot have closed. Gaps are counted in trading
+    bars of ``calendar`` (default ``24/7``); candles outside its sessions are a problem.
     """
     tf = Timeframe.parse(timeframe)
+    cal = Calendar.parse(calendar)
     sym = normalize_symbol(symbol)
     missing = [c for c in OHLCV if c not in frame.columns]
     if missing:
@@ -197,7 +205,7 @@ def validate_frame(
         problems.append(
             Problem("empty", "the frame holds no candles", 0, (), "check the file or date range")
         )
-        return ValidationReport(sym, tf, 0, tuple(problems))
+        return ValidationReport(sym, tf, 0, tuple(problems), calendar=cal)
 
     ts = frame["timestamp"]
     if not isinstance(ts.dtype, pd.DatetimeTZDtype):
@@ -221,7 +229,7 @@ def validate_frame(
                     "convert it with pandas.to_datetime(..., utc=True) and the right unit",
                 )
             )
-        return ValidationReport(sym, tf, len(frame), tuple(problems))
+        return ValidationReport(sym, tf, len(frame), tuple(problems), calendar=cal)
 
     ts_utc = ts.dt.tz_convert("UTC")
     values = ts_utc.to_numpy(dtype="datetime64[ms]").astype(np.int64)
@@ -315,9 +323,22 @@ def validate_frame(
                 (h < np.maximum(o, c)) | (lo > np.minimum(o, c)),
                 "check the column order (open, high, low, close) or drop those candles",
             )
-    gaps = _gaps(ts_utc, values, diffs, step_ms) if not problems else GapReport()
+    gaps = GapReport()
+    if not problems:
+        missing_bars, off = cal.missing_between(values, tf)
+        off_mask = np.zeros(len(frame), dtype=bool)
+        off_mask[off] = True
+        add(
+            "off_calendar",
+            f"{{count}} candle(s) open outside the sessions of the {cal} calendar",
+            off_mask,
+            "declare the market's real calendar (--calendar 24/7, fx or an exchange code "
+            "such as XNYS), or drop those candles",
+        )
+        if not problems:
+            gaps = _gaps(ts_utc, missing_bars)
     return ValidationReport(
-        sym, tf, len(frame), tuple(problems), gaps, ts_utc.iloc[0], ts_utc.iloc[-1]
+        sym, tf, len(frame), tuple(problems), gaps, ts_utc.iloc[0], ts_utc.iloc[-1], cal
     )
 
 
@@ -325,16 +346,10 @@ def _iso_ms(ms: int) -> str:
     return pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
 
 
-def _gaps(
-    ts: pd.Series[Any],
-    values: np.ndarray[Any, np.dtype[np.int64]],
-    diffs: np.ndarray[Any, np.dtype[np.int64]],
-    step_ms: int,
-) -> GapReport:
-    where = np.flatnonzero(diffs > step_ms)
-    return GapReport(
-        tuple(Gap(ts.iloc[i], ts.iloc[i + 1], int(diffs[i] // step_ms) - 1) for i in where)
-    )
+def _gaps(ts: pd.Series[Any], missing: np.ndarray[Any, np.dtype[np.int64]]) -> GapReport:
+    # missing[i]: bars the calendar expects between candle i and candle i + 1.
+    where = np.flatnonzero(missing > 0)
+    return GapReport(tuple(Gap(ts.iloc[i], ts.iloc[i + 1], int(missing[i])) for i in where))
 
 
 @dataclass(frozen=True, eq=False)
@@ -347,9 +362,19 @@ class Candles:
     report: ValidationReport
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, *, symbol: str, timeframe: str | Timeframe) -> Candles:
-        """Validate ``frame`` and return it in canonical form; raise on any problem."""
-        report = validate_frame(frame, symbol=symbol, timeframe=timeframe)
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        symbol: str,
+        timeframe: str | Timeframe,
+        calendar: str | Calendar | None = None,
+    ) -> Candles:
+        """Validate ``frame`` and return it in canonical form; raise on any problem.
+
+        ``calendar`` is the market's session calendar (``24/7`` by default, ``fx``, ``XNYS`` …).
+        """
+        report = validate_frame(frame, symbol=symbol, timeframe=timeframe, calendar=calendar)
         report.raise_for_problems()
         canonical = pd.DataFrame(
             {
@@ -363,6 +388,20 @@ class Candles:
     def gaps(self) -> GapReport:
         """Return the gaps (missing candles) of this series."""
         return self.report.gaps
+
+    @property
+    def calendar(self) -> Calendar:
+        """Return the session calendar the series was validated with."""
+        return self.report.calendar
+
+    def with_calendar(self, calendar: str | Calendar | None) -> Candles:
+        """Return these candles declared with ``calendar`` (validated again against it)."""
+        cal = Calendar.parse(calendar)
+        if cal == self.calendar:
+            return self
+        return Candles.from_frame(
+            self.frame, symbol=self.symbol, timeframe=self.timeframe, calendar=cal
+        )
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -394,8 +433,12 @@ class Candles:
             mask &= (self.frame["timestamp"] >= start).to_numpy()
         if end is not None:
             mask &= (self.frame["timestamp"] < end).to_numpy()
-        return Candles.from_frame(self.frame[mask], symbol=self.symbol, timeframe=self.timeframe)
+        return Candles.from_frame(
+            self.frame[mask], symbol=self.symbol, timeframe=self.timeframe, calendar=self.calendar
+        )
 
     def tail(self, n: int) -> Candles:
         """Return the last ``n`` candles."""
-        return Candles.from_frame(self.frame.tail(n), symbol=self.symbol, timeframe=self.timeframe)
+        return Candles.from_frame(
+            self.frame.tail(n), symbol=self.symbol, timeframe=self.timeframe, calendar=self.calendar
+        )

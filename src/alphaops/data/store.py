@@ -7,6 +7,12 @@ ones are added, and candles that *differ* from the stored ones are refused with
 file in the same folder, is fsynced and then renamed over the old file, so a crash leaves
 either the old file or the new one, never half of one.
 
+A series' session calendar (``24/7`` unless declared, ``fx``, ``XNYS`` …) is recorded beside
+it in ``<timeframe>.meta.json``; loading, checking and listing count gaps with it. Appending
+candles declared with another calendar than the stored one is refused (undeclared ``24/7``
+candles, e.g. from a download, take the stored calendar); :meth:`CandleStore.declare_calendar`
+changes it.
+
 >>> import tempfile
 >>> import pandas as pd
 >>> from alphaops.data.candles import Candles
@@ -30,6 +36,7 @@ either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import sys
 import tempfile
@@ -53,6 +60,7 @@ from alphaops.core.errors import (
 )
 from alphaops.core.names import normalize_symbol
 from alphaops.core.timeframes import Timeframe
+from alphaops.data.calendars import CONTINUOUS, Calendar
 from alphaops.data.candles import PRICE_COLUMNS, Candles, ValidationReport, validate_frame
 
 __all__ = [
@@ -120,12 +128,14 @@ class StoreEntry:
     missing_bars: int
     bytes: int
     path: Path
+    calendar: Calendar = CONTINUOUS
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready summary."""
         return {
             "symbol": self.symbol,
             "timeframe": str(self.timeframe),
+            "calendar": str(self.calendar),
             "rows": self.rows,
             "first": self.first.isoformat(),
             "last": self.last.isoformat(),
@@ -193,8 +203,43 @@ class CandleStore:
                 fix="widen the range or download the missing period",
             )
         return Candles.from_frame(
-            candles.frame[mask], symbol=candles.symbol, timeframe=candles.timeframe
+            candles.frame[mask],
+            symbol=candles.symbol,
+            timeframe=candles.timeframe,
+            calendar=candles.calendar,
         )
+
+    def calendar(self, symbol: str, timeframe: str | Timeframe) -> Calendar:
+        """Return the calendar declared for a series (``24/7`` when none is recorded)."""
+        meta = self._meta_path(self.path(symbol, timeframe))
+        if not meta.exists():
+            return CONTINUOUS
+        try:
+            return Calendar.parse(json.loads(meta.read_text())["calendar"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataFormatError(
+                f"series metadata {meta} cannot be read: {type(exc).__name__}: {exc}",
+                fix='rewrite it as {"calendar": "24/7"} (or fx, XNYS …), or delete it',
+                path=str(meta),
+            ) from exc
+
+    def declare_calendar(
+        self, symbol: str, timeframe: str | Timeframe, calendar: str | Calendar
+    ) -> ValidationReport:
+        """Declare the session calendar of a stored series and return its new report.
+
+        The stored candles are validated against it first: nothing is recorded when some
+        fall outside its sessions (:class:`DataValidationError`).
+        """
+        cal = Calendar.parse(calendar)
+        path = self._existing(symbol, timeframe)
+        with _exclusive(path.with_name(f".{path.stem}.lock")):
+            report = validate_frame(
+                self._read_frame(path), symbol=symbol, timeframe=timeframe, calendar=cal
+            )
+            report.raise_for_problems()
+            self._write_meta(path, cal)
+        return report
 
     def list(self) -> builtins.list[StoreEntry]:
         """Return every stored series, sorted by symbol and timeframe."""
@@ -204,9 +249,9 @@ class CandleStore:
             if len(stamps) == 0:
                 continue
             ms = stamps.to_numpy(dtype="datetime64[ms]").astype(np.int64)
-            diffs = np.diff(ms)
-            step = timeframe.milliseconds
-            holes = diffs[diffs > step]
+            calendar = self.calendar(symbol, timeframe)
+            holes, _ = calendar.missing_between(ms, timeframe)
+            holes = holes[holes > 0]
             entries.append(
                 StoreEntry(
                     symbol=symbol,
@@ -215,17 +260,30 @@ class CandleStore:
                     first=stamps.iloc[0],
                     last=stamps.iloc[-1],
                     gaps=int(holes.size),
-                    missing_bars=int((holes // step - 1).sum()),
+                    missing_bars=int(holes.sum()),
                     bytes=path.stat().st_size,
                     path=path,
+                    calendar=calendar,
                 )
             )
         return sorted(entries, key=lambda e: (e.symbol, e.timeframe.seconds))
 
-    def check(self, symbol: str, timeframe: str | Timeframe) -> ValidationReport:
-        """Validate the stored file and return the report (problems and gaps); never raise on them."""
+    def check(
+        self,
+        symbol: str,
+        timeframe: str | Timeframe,
+        *,
+        calendar: str | Calendar | None = None,
+    ) -> ValidationReport:
+        """Validate the stored file and return the report (problems and gaps); never raise on them.
+
+        Gaps are counted with ``calendar``, by default the series' declared one.
+        """
         path = self._existing(symbol, timeframe)
-        return validate_frame(self._read_frame(path), symbol=symbol, timeframe=timeframe)
+        cal = self.calendar(symbol, timeframe) if calendar is None else Calendar.parse(calendar)
+        return validate_frame(
+            self._read_frame(path), symbol=symbol, timeframe=timeframe, calendar=cal
+        )
 
     def first_timestamp(self, symbol: str, timeframe: str | Timeframe) -> pd.Timestamp | None:
         """Return the open time of the first stored candle, or None if nothing is stored."""
@@ -255,6 +313,10 @@ class CandleStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(path.with_name(f".{path.stem}.lock")):
             old = self._read(path, candles.symbol, candles.timeframe) if path.exists() else None
+            if old is not None and keep_old and candles.calendar != old.calendar:
+                if not candles.calendar.continuous:
+                    raise _calendar_conflict(old, candles)
+                candles = candles.with_calendar(old.calendar)  # undeclared: the stored one
             if old is None:
                 merged, present, differs = candles.frame, np.zeros(len(candles), bool), None
                 removed = 0
@@ -278,10 +340,17 @@ class CandleStore:
                     merged = candles.frame
                     removed = len(old) - int(present.sum())
             replaced = 0 if differs is None else int(differs.sum())
-            result = Candles.from_frame(merged, symbol=candles.symbol, timeframe=candles.timeframe)
+            result = Candles.from_frame(
+                merged,
+                symbol=candles.symbol,
+                timeframe=candles.timeframe,
+                calendar=candles.calendar,
+            )
             added = int((~present).sum())
             if added or replaced or removed:
                 self._commit(result.frame, path)
+            if old is None or old.calendar != result.calendar:
+                self._write_meta(path, result.calendar)
         stamps = result.frame["timestamp"]
         return AppendResult(
             symbol=result.symbol,
@@ -310,6 +379,26 @@ class CandleStore:
             raise
         _fsync_folder(path.parent)
 
+    @staticmethod
+    def _meta_path(path: Path) -> Path:
+        return path.with_name(f"{path.stem}.meta.json")
+
+    def _write_meta(self, path: Path, calendar: Calendar) -> None:
+        meta = self._meta_path(path)
+        if calendar.continuous:  # the default is recorded by having no metadata
+            meta.unlink(missing_ok=True)
+            return
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{meta.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"calendar": str(calendar)}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(name, meta)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+
     def _files(self) -> Iterator[tuple[str, Timeframe, Path]]:
         if not self.root.is_dir():
             return
@@ -335,7 +424,12 @@ class CandleStore:
         )
 
     def _read(self, path: Path, symbol: str, timeframe: str | Timeframe) -> Candles:
-        return Candles.from_frame(self._read_frame(path), symbol=symbol, timeframe=timeframe)
+        return Candles.from_frame(
+            self._read_frame(path),
+            symbol=symbol,
+            timeframe=timeframe,
+            calendar=self.calendar(symbol, timeframe),
+        )
 
     def _read_frame(self, path: Path, columns: builtins.list[str] | None = None) -> pd.DataFrame:
         try:
@@ -386,6 +480,17 @@ def _conflict_error(
         "candles",
         count=int(rows.size),
         conflicts=conflicts,
+    )
+
+
+def _calendar_conflict(old: Candles, new: Candles) -> DataConflictError:
+    return DataConflictError(
+        f"{old.symbol} {old.timeframe} is stored with the {old.calendar} calendar; the new "
+        f"candles are declared {new.calendar}",
+        fix=f"declare them {old.calendar}, or change the series' calendar first "
+        f"(alphaops data import --calendar {new.calendar}, or CandleStore.declare_calendar)",
+        stored=str(old.calendar),
+        given=str(new.calendar),
     )
 
 

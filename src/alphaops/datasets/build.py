@@ -32,11 +32,16 @@ from alphaops._version import __version__
 from alphaops.core.errors import InsufficientDataError, SpecError, UsageError
 from alphaops.core.names import validate_name
 from alphaops.core.specs import SpecModel, SymbolList, TimeframeName
-from alphaops.core.timeframes import Timeframe
 from alphaops.data.candles import Candles
 from alphaops.datasets.plots import PLOT_TITLES, draw_plots
 from alphaops.datasets.windows import SequenceWindows, segment_ids
-from alphaops.features import FeaturePipeline, FeatureSpec, LabelRule, make_labels
+from alphaops.features import (
+    FeaturePipeline,
+    FeatureSpec,
+    LabelRule,
+    check_lookahead,
+    make_labels,
+)
 
 __all__ = [
     "DatasetFiles",
@@ -154,10 +159,13 @@ def build_sequence_dataset(
     returns: list[npt.NDArray[np.float64]] = []
     times: list[npt.NDArray[np.int64]] = []
     groups: list[npt.NDArray[np.int16]] = []
+    segments: list[npt.NDArray[np.int64]] = []
     partial: list[tuple[Candles, int, Any]] = []
     for index, symbol in enumerate(spec.symbols):
         series = by_symbol[symbol]
         features = pipeline.transform(series)[list(spec.features.names)].to_numpy(np.float64)
+        if spec.features.custom:  # a user's own feature that reads the future is refused
+            check_lookahead(FeatureSpec(features=spec.features.custom), series)
         labelled = make_labels(series, spec.label)
         # Align labels to bars: -1 marks bars without a full horizon (never guessed).
         rows = np.searchsorted(series.timestamps_ms, _ms(labelled.frame["timestamp"]))
@@ -171,6 +179,10 @@ def build_sequence_dataset(
         returns.append(forward)
         times.append(series.timestamps_ms)
         groups.append(np.full(len(series), index, dtype=np.int16))
+        # Segments count trading bars of the series' calendar (a weekend is no gap).
+        segments.append(
+            segment_ids(series.timestamps_ms, series.timeframe, calendar=series.calendar)
+        )
         partial.append((series, warm, labelled.dropped))
     all_labels = np.concatenate(labels)
     all_groups = np.concatenate(groups)
@@ -179,7 +191,7 @@ def build_sequence_dataset(
         windows = SequenceWindows.build(
             np.concatenate(blocks),
             lookback=spec.lookback,
-            segments=segment_ids(all_times, Timeframe.parse(spec.timeframe), group=all_groups),
+            segments=_concat_segments(segments),
             valid=all_labels >= 0,
         )
     except InsufficientDataError as exc:
@@ -204,6 +216,12 @@ def build_sequence_dataset(
         symbol_index=all_groups[ends],
         stats=stats,
     )
+
+
+def _concat_segments(per_series: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+    # Number each series' segments after the previous series' so no segment spans two.
+    offsets = np.cumsum([0] + [int(s[-1]) + 1 if s.size else 0 for s in per_series[:-1]])
+    return np.concatenate([s + o for s, o in zip(per_series, offsets, strict=True)])
 
 
 def _by_symbol(

@@ -37,6 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from alphaops.core.errors import InsufficientDataError, SpecError
 from alphaops.core.timeframes import Timeframe
+from alphaops.data.calendars import Calendar
 
 __all__ = ["SequenceWindows", "segment_ids"]
 
@@ -49,19 +50,28 @@ _GATHER_BLOCK = 1024
 
 
 def segment_ids(
-    timestamps_ms: npt.ArrayLike, step_ms: int | Timeframe, group: npt.ArrayLike | None = None
+    timestamps_ms: npt.ArrayLike,
+    step_ms: int | Timeframe,
+    group: npt.ArrayLike | None = None,
+    *,
+    calendar: str | Calendar | None = None,
 ) -> IntArray:
     """Number the gap-free, single-symbol runs of rows: 0, 0, 0, 1, 1, …
 
-    A new segment starts at every row whose timestamp is not exactly ``step_ms`` after the
-    previous row's, and at every change of ``group`` (e.g. the symbol of each row).
-    ``timestamps_ms`` are integer milliseconds or ``datetime64`` values.
+    A new segment starts at every row that is not the next trading bar after the previous
+    row's, and at every change of ``group`` (e.g. the symbol of each row). Trading bars follow
+    ``calendar`` (default ``24/7``: exactly ``step_ms`` apart; with ``XNYS`` daily bars a
+    weekend or holiday is no break, a missing session is). ``timestamps_ms`` are integer
+    milliseconds or ``datetime64`` values.
 
     >>> ts = np.array([0, 60, 120, 300, 0, 60]) * 1000
     >>> segment_ids(ts, 60_000).tolist()
     [0, 0, 0, 1, 2, 2]
     >>> segment_ids([0, 60_000, 120_000], 60_000, group=["BTC", "BTC", "ETH"]).tolist()
     [0, 0, 1]
+    >>> days = np.array(["2024-07-03", "2024-07-05", "2024-07-08", "2024-07-10"], "datetime64[ms]")
+    >>> segment_ids(days, Timeframe.parse("1d"), calendar="XNYS").tolist()  # 4 Jul: holiday
+    [0, 0, 0, 1]
     """
     step = step_ms.milliseconds if isinstance(step_ms, Timeframe) else _positive(step_ms, "step_ms")
     times = np.asarray(timestamps_ms)
@@ -78,7 +88,14 @@ def segment_ids(
             fix="pass Candles.timestamps_ms, or datetime64 values",
         )
     new = np.ones(times.size, dtype=bool)
-    new[1:] = np.diff(times.astype(np.int64)) != step
+    cal = Calendar.parse(calendar)
+    if cal.continuous:
+        new[1:] = np.diff(times.astype(np.int64)) != step
+    else:
+        tf = step_ms if isinstance(step_ms, Timeframe) else Timeframe.parse(f"{step // 1000}s")
+        bars = cal.bar_numbers(times.astype(np.int64), tf)
+        # Off-session rows (-1) stand alone: both neighbours start new segments.
+        new[1:] = (np.diff(bars) != 1) | (bars[1:] < 0) | (bars[:-1] < 0)
     if group is not None:
         groups = np.asarray(group)
         if groups.shape != times.shape:

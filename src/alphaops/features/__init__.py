@@ -7,6 +7,12 @@
 ('LOSS', 'WIN')
 """
 
+from alphaops.features._audit import (
+    FeatureAudit,
+    LookaheadFinding,
+    audit_lookahead,
+    check_lookahead,
+)
 from alphaops.features._stream import FeatureStream
 from alphaops.features.labels import DROP_REASONS, LabelResult, LabelRule, make_labels
 from alphaops.features.pipeline import FeaturePipeline
@@ -17,6 +23,8 @@ from alphaops.features.spec import (
     MACD,
     RSI,
     BollingerPctB,
+    CustomBars,
+    CustomFeature,
     Feature,
     FeatureSpec,
     MACross,
@@ -33,15 +41,21 @@ __all__ = [
     "MACD",
     "RSI",
     "BollingerPctB",
+    "CustomBars",
+    "CustomFeature",
     "Feature",
+    "FeatureAudit",
     "FeaturePipeline",
     "FeatureSpec",
     "FeatureStream",
     "LabelResult",
     "LabelRule",
+    "LookaheadFinding",
     "MACross",
     "Returns",
     "Volatility",
     "VolumeZScore",
+    "audit_lookahead",
+    "check_lookahead",
     "make_labels",
 ]

@@ -30,6 +30,7 @@ from alphaops.features.spec import (
     MACD,
     RSI,
     BollingerPctB,
+    CustomFeature,
     Feature,
     MACross,
     Returns,
@@ -93,6 +94,8 @@ def compute(feature: Feature, bars: Bars) -> FloatArray:
             return _bollinger_pctb(close, period, num_std)
         case VolumeZScore(window=window):
             return _zscore(bars.volume, window)
+        case CustomFeature():
+            return feature.values(bars.high, bars.low, bars.close, bars.volume)
         case _:
             assert_never(feature)
 

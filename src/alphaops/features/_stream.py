@@ -32,6 +32,7 @@ from alphaops.features.spec import (
     MACD,
     RSI,
     BollingerPctB,
+    CustomFeature,
     Feature,
     FeatureSpec,
     MACross,
@@ -259,6 +260,26 @@ class _ZScore(Updater):
         return (volume - mean) / std
 
 
+class _Custom(Updater):
+    """Recompute a custom feature on its last ``warmup`` bars for every new bar.
+
+    Cost per bar: one call of the user's function on ``warmup`` bars (plus copying them).
+    """
+
+    def __init__(self, feature: CustomFeature) -> None:
+        self.feature = feature
+        size = feature.warmup
+        self.columns: tuple[deque[float], ...] = tuple(deque(maxlen=size) for _ in range(4))
+
+    def update(self, high: float, low: float, close: float, volume: float) -> float:
+        for column, value in zip(self.columns, (high, low, close, volume), strict=True):
+            column.append(value)
+        if len(self.columns[0]) < self.feature.warmup:
+            return _NAN
+        arrays = [np.array(c, dtype=np.float64) for c in self.columns]
+        return float(self.feature.values(*arrays)[-1])
+
+
 def updater_for(feature: Feature) -> Updater:
     """Return a fresh incremental updater of ``feature``."""
     match feature:
@@ -278,6 +299,8 @@ def updater_for(feature: Feature) -> Updater:
             return _Bollinger(period, num_std)
         case VolumeZScore(window=window):
             return _ZScore(window)
+        case CustomFeature():
+            return _Custom(feature)
         case _:
             assert_never(feature)
 

@@ -204,8 +204,10 @@ def make_labels(candles: Candles, rule: LabelRule) -> LabelResult:
     frame = candles.frame
     entry = np.arange(n - horizon)
     end = entry + horizon
-    ts = candles.timestamps_ms
-    complete = (ts[end] - ts[entry]) == horizon * candles.timeframe.milliseconds
+    # A horizon counts trading bars of the series' calendar: a weekend is no gap on a
+    # market that closes for it, a missing session is.
+    bars = candles.calendar.bar_numbers(candles.timestamps_ms, candles.timeframe)
+    complete = (bars[end] - bars[entry]) == horizon
     close = frame["close"].to_numpy(dtype=np.float64)
     forward = close[end] / close[entry] - 1.0
     columns: dict[str, Any] = {

@@ -38,6 +38,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from alphaops.core.errors import SpecError
 from alphaops.core.specs import SpecModel, canonical_json, sha256_hex
+from alphaops.features._custom import CustomBars, CustomFeature
 from alphaops.features._kinds import (
     ATR,
     CONVERGENCE_TOLERANCE,
@@ -57,6 +58,8 @@ __all__ = [
     "MACD",
     "RSI",
     "BollingerPctB",
+    "CustomBars",
+    "CustomFeature",
     "Feature",
     "FeatureSpec",
     "MACross",
@@ -74,7 +77,15 @@ features no longer matches the spec hash of the new ones.
 
 
 Feature = Annotated[
-    RSI | MACross | Volatility | Returns | ATR | MACD | BollingerPctB | VolumeZScore,
+    RSI
+    | MACross
+    | Volatility
+    | Returns
+    | ATR
+    | MACD
+    | BollingerPctB
+    | VolumeZScore
+    | CustomFeature,
     Field(discriminator="kind"),
 ]
 """Any one feature; the ``kind`` key picks the model when parsing a dict or JSON."""
@@ -121,6 +132,11 @@ class FeatureSpec(SpecModel):
     def warmup_bars(self) -> int:
         """Return the largest ``warmup_bars`` of the features: bars a live window needs."""
         return max(f.warmup_bars for f in self.features)
+
+    @property
+    def custom(self) -> tuple[CustomFeature, ...]:
+        """Return the user's own features (kind ``custom``), in spec order."""
+        return tuple(f for f in self.features if isinstance(f, CustomFeature))
 
     @property
     def spec_hash(self) -> str:

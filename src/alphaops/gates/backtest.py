@@ -1,10 +1,15 @@
 """A vectorised, cost-aware backtest of a model's actions, and the backtest gate.
 
-The action at bar ``t`` (decided at its close) sets the position held from the close of ``t``
-to the close of the next bar: ``long_flat`` holds +1 on BUY and 0 otherwise, ``long_short``
-also holds -1 on SELL. Every change of position costs ``(fee_bps + slippage_bps) / 10,000``
-per unit traded. Returns are per bar; Sharpe and Sortino are annualised with the number of
-bars in a year (markets trading around the clock). PSR and DSR use per-bar Sharpe ratios;
+The action at bar ``t`` (decided at its close) sets the position: ``long_flat`` holds +1 on
+BUY and 0 otherwise, ``long_short`` also holds -1 on SELL. Where it fills follows the market
+(``BacktestPolicy.fill``): with ``close`` fills it is held from the close of ``t`` to the close
+of the next bar; with ``next_open`` fills from the open of ``t + 1`` to the open of ``t + 2``,
+so the overnight or weekend gap after the decision is not booked at a price nobody could trade.
+``auto`` (the default) fills at the next open where the series' calendar has session gaps
+(equities, FX) and at the close on 24/7 markets, where the next open is the same instant.
+Every change of position costs ``(fee_bps + slippage_bps) / 10,000`` per unit traded. Returns
+are per bar; Sharpe and Sortino are annualised with the calendar's bars per year (365 days
+around the clock, 260 FX days, 252 NYSE sessions …). PSR and DSR use per-bar Sharpe ratios;
 the DSR's trials are the candidates the registry holds for the model.
 
 >>> import numpy as np
@@ -27,6 +32,7 @@ from scipy.stats import kurtosis as _kurtosis
 from scipy.stats import skew as _skew
 
 from alphaops.core.timeframes import Timeframe
+from alphaops.data.calendars import Calendar, Fill
 from alphaops.data.candles import Candles
 from alphaops.gates.policy import BacktestPolicy
 from alphaops.gates.results import Check, GateOutcome, check, info
@@ -43,7 +49,6 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-_YEAR_SECONDS = 365 * 24 * 3600
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +61,7 @@ class BacktestResult:
     net_returns: FloatArray
     equity: FloatArray
     metrics: dict[str, float] = field(default_factory=dict)
+    fill: Fill = "close"
 
     @property
     def drawdown(self) -> FloatArray:
@@ -165,13 +171,65 @@ def _positions(actions: npt.NDArray[np.int8], mode: str) -> FloatArray:
     return a if mode == "long_short" else np.maximum(a, 0.0)
 
 
-def _closes(candles: Candles, stamps: npt.NDArray[np.int64]) -> tuple[FloatArray, FloatArray]:
-    # The close of each scored bar, and that of the bar after the last one when present.
+def _fill_prices(
+    candles: Candles, stamps: npt.NDArray[np.int64], fill: Fill
+) -> tuple[FloatArray, FloatArray]:
+    """Return the price at which each scored bar's decision fills, and the next such price.
+
+    ``close``: the close of each scored bar, then that of the bar after the last one.
+    ``next_open``: the open of the bar after each scored bar (a decision on the last candle
+    cannot fill and is dropped), then the open after that. The tail is empty when the candles
+    end first.
+    """
     index = np.searchsorted(candles.timestamps_ms, stamps)
-    close = candles.frame["close"].to_numpy(np.float64)
-    nxt = index[-1] + 1 if index.size else 0
-    tail = close[nxt : nxt + 1]
-    return close[index], tail
+    n = len(candles)
+    if fill == "close":
+        prices = candles.frame["close"].to_numpy(np.float64)
+        at = index
+    else:
+        prices = candles.frame["open"].to_numpy(np.float64)
+        at = index + 1
+        at = at[at < n]
+    nxt = int(at[-1]) + 1 if at.size else n
+    return prices[at], prices[nxt : nxt + 1]
+
+
+def _run(
+    candles: Candles,
+    stamps: npt.NDArray[np.int64],
+    positions: FloatArray,
+    policy: BacktestPolicy,
+    *,
+    name: str,
+    trials: int = 1,
+    trial_variance: float | None = None,
+) -> BacktestResult:
+    fill = candles.calendar.resolve_fill(policy.fill)
+    fills, tail = _fill_prices(candles, stamps, fill)
+    held = positions[: fills.size]
+    # With the next fill price known, the last decision's position is held too.
+    prices = np.concatenate([fills, tail])
+    held = np.concatenate([held, [0.0]]) if tail.size else held
+    result = simulate(
+        prices,
+        held,
+        cost=(policy.fee_bps + policy.slippage_bps) / 10_000,
+        periods_per_year=periods_per_year(candles.timeframe, candles.calendar),
+        trials=trials,
+        trial_variance=trial_variance,
+        name=name,
+        timestamps_ms=stamps,
+    )
+    result.metrics["periods_per_year"] = periods_per_year(candles.timeframe, candles.calendar)
+    return BacktestResult(
+        result.name,
+        result.timestamps_ms,
+        result.positions,
+        result.net_returns,
+        result.equity,
+        result.metrics,
+        fill,
+    )
 
 
 def backtest(
@@ -183,47 +241,38 @@ def backtest(
     trial_variance: float | None = None,
     name: str = "candidate",
 ) -> BacktestResult:
-    """Backtest the actions of ``scores`` on the closes of ``candles`` under ``policy``."""
+    """Backtest the actions of ``scores`` on ``candles`` under ``policy`` (fills per
+    ``policy.fill`` and the candles' calendar, see the module docstring)."""
     policy = policy or BacktestPolicy()
-    close, tail = _closes(candles, scores.timestamps_ms)
     positions = _positions(scores.actions, policy.mode)
-    # With the next close known, the last scored bar's position is held too.
-    prices = np.concatenate([close, tail])
-    held = np.concatenate([positions, [0.0]]) if tail.size else positions
-    return simulate(
-        prices,
-        held,
-        cost=(policy.fee_bps + policy.slippage_bps) / 10_000,
-        periods_per_year=periods_per_year(candles.timeframe),
+    return _run(
+        candles,
+        scores.timestamps_ms,
+        positions,
+        policy,
+        name=name,
         trials=trials,
         trial_variance=trial_variance,
-        name=name,
-        timestamps_ms=scores.timestamps_ms,
     )
 
 
 def buy_and_hold(
     candles: Candles, timestamps_ms: npt.NDArray[np.int64], policy: BacktestPolicy | None = None
 ) -> BacktestResult:
-    """Backtest holding +1 over the same bars (one entry cost)."""
+    """Backtest holding +1 over the same bars (one entry cost, the same fills)."""
     policy = policy or BacktestPolicy()
-    close, tail = _closes(candles, timestamps_ms)
-    prices = np.concatenate([close, tail])
-    held = np.ones(prices.size)
-    return simulate(
-        prices,
-        held,
-        cost=(policy.fee_bps + policy.slippage_bps) / 10_000,
-        periods_per_year=periods_per_year(candles.timeframe),
-        name="buy_and_hold",
-        timestamps_ms=timestamps_ms,
-    )
+    held = np.ones(timestamps_ms.size)
+    return _run(candles, timestamps_ms, held, policy, name="buy_and_hold")
 
 
-def periods_per_year(timeframe: Timeframe) -> float:
-    """Return the bars in a year of ``timeframe`` (markets trading around the clock): the
-    annualisation of every Sharpe the gates and live performance report."""
-    return _YEAR_SECONDS / timeframe.seconds
+def periods_per_year(timeframe: Timeframe, calendar: str | Calendar | None = None) -> float:
+    """Return the bars in a year of ``timeframe`` on ``calendar`` (default ``24/7``): the
+    annualisation of every Sharpe the gates and live performance report.
+
+    >>> periods_per_year(Timeframe.parse("1d"), "XNYS"), periods_per_year(Timeframe.parse("1h"))
+    (252.0, 8760.0)
+    """
+    return Calendar.parse(calendar).periods_per_year(timeframe)
 
 
 def backtest_gate(
@@ -292,8 +341,10 @@ def backtest_gate(
         "champion": champion.metrics if champion is not None else {},
         "buy_and_hold": benchmark.metrics if benchmark is not None else {},
     }
+    per_year = m.get("periods_per_year")
+    annualised = "" if per_year is None else f", {per_year:g} bars a year"
     summary = (
         f"{bars} bars, costs {policy.fee_bps + policy.slippage_bps:g} bps per unit traded, "
-        f"{policy.mode}"
+        f"{policy.mode}, fills at the {candidate.fill.replace('_', ' ')}{annualised}"
     )
     return GateOutcome.of("backtest", checks, summary=summary, data=data)

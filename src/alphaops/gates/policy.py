@@ -113,6 +113,11 @@ class BacktestPolicy(SpecModel):
     mode: Literal["long_flat", "long_short"] = Field(
         "long_flat", description="long_flat: SELL means flat; long_short: SELL means short."
     )
+    fill: Literal["auto", "close", "next_open"] = Field(
+        "auto",
+        description="Where a position decided at a bar's close fills: at that close, at the next "
+        "bar's open, or auto (next open where the market's calendar has session gaps).",
+    )
     max_drawdown: float = Field(
         0.5, gt=0, le=1, description="Fail when the maximum drawdown exceeds this fraction."
     )
@@ -128,15 +133,19 @@ class BacktestPolicy(SpecModel):
 
 
 class LookaheadPolicy(SpecModel):
-    """How the lookahead audit samples bars and compares recomputed results."""
+    """How the lookahead audit compares recomputed results (every bar, see gates.lookahead)."""
 
     spec_label: ClassVar[str] = "lookahead policy"
 
-    samples: int = Field(16, ge=1, le=10_000, description="Bars recomputed from truncated data.")
+    stride: int = Field(
+        1,
+        ge=1,
+        le=1_000,
+        description="Models without a feature spec: recompute every stride-th scored bar.",
+    )
     tolerance: float = Field(
         1e-6, ge=0, description="Largest |difference| counted as equal (float32 rounding)."
     )
-    seed: int = Field(0, ge=0, description="Seed of the bar sample.")
 
 
 class ScoreboardPolicy(SpecModel):

@@ -15,6 +15,7 @@ from alphaops.core.names import normalize_symbol
 from alphaops.core.timeframes import Timeframe
 from alphaops.data import (
     AppendResult,
+    Calendar,
     Candles,
     CandleStore,
     DownloadProgress,
@@ -79,10 +80,14 @@ def import_files(
     timeframe: str | None = None,
     on_conflict: OnConflict = "raise",
     assume_utc: bool = False,
+    calendar: str | None = None,
 ) -> list[ImportOutcome]:
     """Read, validate and append each file to the store (nothing is stored from a bad file).
 
     Without ``symbol``/``timeframe`` they are taken from names like ``BTCUSDT-1h.parquet``.
+    ``calendar`` declares the market's sessions (``24/7``, ``fx``, ``XNYS`` …) and is recorded
+    with the series (re-declaring a stored series' calendar); without it a stored series keeps
+    its own and a new one is ``24/7``.
     Every file is tried: a bad file is reported in its outcome (``error``) and the others are
     still imported, so the outcomes say exactly what is stored.
     """
@@ -93,6 +98,7 @@ def import_files(
             f"--symbol {symbol} given for {len(paths)} files",
             fix="import files of different symbols one by one, or name them SYMBOL-TF.ext",
         )
+    declared = None if calendar is None else Calendar.parse(calendar)
     store = open_store(config)
     outcomes = []
     for path in paths:
@@ -108,6 +114,13 @@ def import_files(
                 timeframe=timeframe or Timeframe.parse(str(inferred_tf)),
                 assume_utc=assume_utc,
             )
+            stored = store.path(candles.symbol, candles.timeframe).exists()
+            cal = declared or (
+                store.calendar(candles.symbol, candles.timeframe) if stored else None
+            )
+            candles = candles.with_calendar(cal)
+            if stored and store.calendar(candles.symbol, candles.timeframe) != candles.calendar:
+                store.declare_calendar(candles.symbol, candles.timeframe, candles.calendar)
             result = store.append(candles, on_conflict=on_conflict)
         except AlphaOpsError as exc:
             outcomes.append(ImportOutcome(path, None, None, exc))
@@ -121,9 +134,12 @@ def list_data(config: AlphaOpsConfig) -> list[StoreEntry]:
     return open_store(config, create=False).list()
 
 
-def check_data(config: AlphaOpsConfig, symbol: str, timeframe: str) -> ValidationReport:
-    """Validate one stored series and report its gaps."""
-    return open_store(config, create=False).check(symbol, timeframe)
+def check_data(
+    config: AlphaOpsConfig, symbol: str, timeframe: str, *, calendar: str | None = None
+) -> ValidationReport:
+    """Validate one stored series and report its gaps in trading bars of ``calendar`` (by
+    default the series' declared calendar; a given one is used for this check only)."""
+    return open_store(config, create=False).check(symbol, timeframe, calendar=calendar)
 
 
 def show_data(
