@@ -238,7 +238,7 @@ def performance_of(
         stats, equity = decision_stats(
             actions, nxt, fwd,
             cost=(policy.fee_bps + policy.slippage_bps) / 10_000, mode=policy.mode,
-            periods_per_year=periods_per_year(timeframe),
+            periods_per_year=periods_per_year(timeframe, candles.calendar),
         )  # fmt: skip
         trips = journal.round_trips(
             key, version=version, role=role, since=since, until=until, last=last
