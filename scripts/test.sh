@@ -13,4 +13,5 @@ echo "== mypy --strict"; .venv/bin/mypy src
 echo "== import-linter"; .venv/bin/lint-imports
 echo "== services"; bash scripts/services.sh start
 trap 'bash scripts/services.sh stop' EXIT
-echo "== pytest"; .venv/bin/python -m pytest "$@"
+# Two workers by default (the machine's two cores); ALPHAOPS_TEST_WORKERS=0 runs in one process.
+echo "== pytest"; .venv/bin/python -m pytest -n "${ALPHAOPS_TEST_WORKERS:-2}" "$@"
