@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,12 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alphaops.registry import Registry
+from alphaops.autopilot import AutopilotLog
+from alphaops.registry import parse_key
+from alphaops.serve.journal_metrics import JournalCollector
 from alphaops.serve.metrics import ModelMetrics, RegistryCollector, TrainingMetrics
+
+from .conftest import LGBM_KEY, Journaled
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 
@@ -145,6 +150,11 @@ CASES: list[dict[str, Any]] = [
             {"series": 'alphaops_drift_alarms_open{model="BTCUSDT/lightgbm"}', "values": "0 0 1 1"},
             {"series": 'alphaops_live_win_rate{model="BTCUSDT/lightgbm"}', "values": "0.41x90"},
             {"series": 'alphaops_expected_win_rate{model="BTCUSDT/lightgbm"}', "values": "0.55x90"},
+            {"series": 'alphaops_live_round_trips{model="BTCUSDT/lightgbm"}', "values": "40x90"},
+            # Another model as far below, but on 12 trades only: too few to judge.
+            {"series": 'alphaops_live_win_rate{model="ETHUSDT/lightgbm"}', "values": "0.30x90"},
+            {"series": 'alphaops_expected_win_rate{model="ETHUSDT/lightgbm"}', "values": "0.55x90"},
+            {"series": 'alphaops_live_round_trips{model="ETHUSDT/lightgbm"}', "values": "12x90"},
         ],
         "alert_rule_test": [
             _quiet("ModelFallbacksFiring", "2m"),
@@ -210,29 +220,39 @@ def test_a_broken_expectation_makes_promtool_fail(tmp_path: Path) -> None:
     assert tested.returncode != 0
 
 
-def test_every_metric_the_alerts_query_is_emitted_by_the_exporters(
-    tmp_path: Path, registry: Registry
-) -> None:
+def emitted_metrics(journaled: Journaled) -> set[str]:
+    """Return the name of every sample the alphaops exporters emit (every family touched)."""
+    registry = journaled.registry
     collectors = CollectorRegistry()
     model_metrics = ModelMetrics(collectors)
     training = TrainingMetrics(collectors)
     collectors.register(RegistryCollector(registry, registry.list_models))
+    collectors.register(JournalCollector(registry, registry.list_models))
+    journaled.round_trip(100.0, 101.0, start=0)
+    log = AutopilotLog(registry)
+    log.append(log.new_run_id(), parse_key(LGBM_KEY), "scheduled", "triggered",
+               at=datetime.now(UTC), reason="schedule")  # fmt: skip
     # Touch every labelled metric once so that its samples exist.
     for hook_kind in ("swapped", "refused", "fallback"):
         from alphaops.runtime import RuntimeEvent
 
         model_metrics.event_hook("BTCUSDT/logreg")(RuntimeEvent(0.0, hook_kind, 1, ""))  # type: ignore[arg-type]
-    model_metrics.set_win_rates("BTCUSDT/logreg", live=0.5, expected=0.55)
+    model_metrics.observe("BTCUSDT/logreg", journaled.decisions[0], 0.001)
+    model_metrics.error("BTCUSDT/logreg", "AOPS-E001")
     training.started("lightgbm")
     training.cancel_requested()
     training.finished("lightgbm", "cancelled", seconds=1.0)
     training.progress(0)
     training.progress(0)
-    emitted = {
+    return {
         s.name
         for family in text_string_to_metric_families(generate_latest(collectors).decode())
         for s in family.samples
     }
+
+
+def test_every_metric_the_alerts_query_is_emitted_by_the_exporters(journaled: Journaled) -> None:
+    emitted = emitted_metrics(journaled)
     queried = set(re.findall(r"\b((?:alphaops|training|cancellation)_[a-z_]+)", RULES.read_text()))
     queried -= {"alphaops_models", "alphaops_training", "alphaops_autopilot", "training_requests"}
     assert queried, "no metric found in the rules"

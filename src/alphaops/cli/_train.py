@@ -10,6 +10,7 @@ tolerance, like a failed gate).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -97,6 +98,14 @@ def train(
         str | None, typer.Option(help="Ray cluster address (with --executor ray).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    metrics_textfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-textfile",
+            help="Write Prometheus training metrics to this *.prom file as jobs finish "
+            "(node_exporter's textfile collector).",
+        ),
+    ] = None,
 ) -> None:
     """Train one model per symbol and publish each as a candidate version."""
     if ctx.invoked_subcommand is not None:
@@ -129,7 +138,14 @@ def train(
             start=start,
             end=end,
         )
-    summary = _run_with_bars(cli.config, cli.err, jobs, executor, workers, ray_address, as_json)
+    if metrics_textfile is not None and not metrics_textfile.parent.is_dir():
+        raise UsageError(
+            f"--metrics-textfile {metrics_textfile}: folder {metrics_textfile.parent} is missing",
+            fix="point it into node_exporter's --collector.textfile.directory (it must exist)",
+        )
+    summary = _run_with_bars(
+        cli.config, cli.err, jobs, executor, workers, ray_address, as_json, metrics_textfile
+    )
     if as_json:
         cli.print_json(summary.to_dict())
     else:
@@ -187,22 +203,63 @@ def _run_with_bars(
     workers: int | None,
     ray_address: str | None,
     quiet: bool,
+    metrics_textfile: Path | None = None,
 ) -> TrainingSummary:
     from alphaops.services.training import train_models
     from alphaops.training import CancelToken
 
+    cancel = CancelToken()
     with Progress(*TrainingBars.COLUMNS, console=err, disable=quiet) as bars:
         ui = TrainingBars(bars, [f"{j.registry_symbol} {j.model}" for j in jobs])
-        return train_models(
-            config,
-            jobs,
-            executor=executor,
-            max_workers=workers,
-            ray_address=ray_address,
-            progress=ui.on_progress,
-            on_done=ui.on_done,
-            cancel=CancelToken(),
-        )
+        progress: Callable[[int, Any], None] = ui.on_progress
+        on_done: Callable[[Any], None] = ui.on_done
+        write: Callable[[], None] = lambda: None  # noqa: E731
+        if metrics_textfile is not None:
+            progress, on_done, write = _with_metrics(metrics_textfile, jobs, cancel, ui)
+        try:
+            return train_models(
+                config,
+                jobs,
+                executor=executor,
+                max_workers=workers,
+                ray_address=ray_address,
+                progress=progress,
+                on_done=on_done,
+                cancel=cancel,
+            )
+        finally:
+            write()
+
+
+def _with_metrics(
+    path: Path, jobs: list[Any], cancel: Any, ui: TrainingBars
+) -> tuple[Callable[[int, Any], None], Callable[[Any], None], Callable[[], None]]:
+    # Training metrics (the serve extra's prometheus-client) written after every finished job.
+    try:
+        from prometheus_client import CollectorRegistry
+
+        from alphaops.serve.metrics import TrainingMetrics, write_textfile
+    except ImportError as exc:
+        raise UsageError(
+            f"--metrics-textfile needs prometheus-client ({exc})",
+            fix="pip install 'alphaops[serve]'",
+        ) from exc
+    metrics = TrainingMetrics(CollectorRegistry())
+    count, finish = metrics.sinks(jobs, cancel)
+
+    def write() -> None:
+        write_textfile(metrics.registry, path)
+
+    def progress(index: int, update: Any) -> None:
+        ui.on_progress(index, update)
+        count(index, update)
+
+    def on_done(outcome: Any) -> None:
+        ui.on_done(outcome)
+        finish(outcome)
+        write()
+
+    return progress, on_done, write
 
 
 def render_summary(console: Console, summary: TrainingSummary) -> None:

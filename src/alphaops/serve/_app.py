@@ -19,6 +19,7 @@ from alphaops.serve._auth import authorize
 from alphaops.serve._config import ServeConfig, check_can_start
 from alphaops.serve._problems import install_handlers
 from alphaops.serve._state import ServerState, state_of
+from alphaops.serve.journal_metrics import JournalCollector
 from alphaops.serve.metrics import ModelMetrics, RegistryCollector
 from alphaops.services._common import open_configured_registry
 from alphaops.services.api import IdempotencyStore
@@ -50,6 +51,9 @@ def open_state(
             model_metrics=ModelMetrics(metrics_registry),
         )
         metrics_registry.register(RegistryCollector(registry, registry.list_models))
+        metrics_registry.register(
+            JournalCollector(registry, registry.list_models, refresh_s=serve.metrics_refresh_s)
+        )
         if serve.predict:
             from alphaops.runtime import LivePredictor
 
@@ -107,8 +111,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_handlers(app)
+    app.include_router(_oip.router)  # first: the hot path is matched before the API's routes
     app.include_router(_api.router)
-    app.include_router(_oip.router)
     app.include_router(_dashboard.router)
 
     @app.get("/healthz", summary="Process health (no token needed)", tags=["ops"])

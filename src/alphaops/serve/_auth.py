@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from alphaops.core.errors import AuthenticationError, PermissionDeniedError
@@ -29,14 +30,16 @@ def _secret(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def authorize(needed: Role) -> Callable[[Request], ApiToken | None]:
+def authorize(needed: Role) -> Callable[[Request], Awaitable[ApiToken | None]]:
     """Return a dependency that lets through a token whose role allows ``needed``.
 
     No token: 401 (:class:`AuthenticationError`), unless the server allows anonymous reads
     and ``needed`` is viewer (then the caller is ``None``). A weaker role: 403.
     """
 
-    def dependency(request: Request) -> ApiToken | None:
+    async def dependency(request: Request) -> ApiToken | None:
+        # Async: an anonymous read costs no thread hop; a token's lookup (a database read)
+        # runs in the thread pool.
         state = state_of(request)
         secret = _secret(request)
         if secret is None:
@@ -48,7 +51,7 @@ def authorize(needed: Role) -> Callable[[Request], ApiToken | None]:
                 fix="send 'Authorization: Bearer aops_…' (alphaops token create NAME --role "
                 f"{needed.value})",
             )
-        token = state.tokens.authenticate(secret)
+        token = await run_in_threadpool(state.tokens.authenticate, secret)
         if not token.role.allows(needed):
             raise PermissionDeniedError(
                 f"token {token.name!r} has role {token.role.value}; {request.method} "

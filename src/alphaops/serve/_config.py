@@ -52,6 +52,8 @@ class ServeConfig(_Frozen):
     """Endpoints that receive signed events (alias moves, rollouts, alarms)."""
     webhook_poll_s: float = Field(default=1.0, gt=0)
     """How often the webhook dispatcher reads new events from the audit log."""
+    metrics_refresh_s: float = Field(default=30.0, ge=0)
+    """How stale ``/metrics``' live win rates and drift may be (re-read sooner on any move)."""
 
     @field_validator("predict")
     @classmethod

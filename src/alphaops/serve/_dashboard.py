@@ -45,7 +45,7 @@ def _error_page(exc: AlphaOpsError) -> HTMLResponse:
 
 
 async def _caller(request: Request, needed: Role) -> ApiToken | None:
-    return await run_in_threadpool(authorize(needed), request)
+    return await authorize(needed)(request)
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -7,6 +7,7 @@ restart, and canary routing uses the request's ``parameters.routing_key``.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Annotated, Any, Literal
@@ -14,7 +15,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 
 from alphaops._version import __version__
 from alphaops.core.errors import AlphaOpsError, NotFoundError, UsageError
@@ -30,6 +33,8 @@ Viewer = Annotated[ApiToken | None, Depends(authorize(Role.VIEWER))]
 ModelName = Annotated[str, Path(min_length=1, max_length=130, examples=["BTCUSDT.lightgbm"])]
 MAX_ROWS = 10_000
 """Rows per request: bigger batches are refused (split them)."""
+INLINE_ROWS = 16
+"""Requests with at most this many rows are predicted on the event loop, bigger in a thread."""
 
 Number = float | int
 Data = list[Number] | list[list[Number]] | list[list[list[Number]]]
@@ -86,6 +91,89 @@ def _served(state: ServerState, name: str) -> Any:
     return live
 
 
+def _rows(tensor: InferInput) -> np.ndarray:
+    values = np.asarray(tensor.data, dtype=np.float64).reshape(-1)
+    expected = math.prod(tensor.shape)
+    if values.size != expected:
+        raise UsageError(
+            f"input {tensor.name!r} has {values.size} values but shape {tensor.shape} needs "
+            f"{expected}",
+            fix="send shape [N, F] with N*F values (row-major)",
+        )
+    if tensor.name != "input":
+        raise UsageError(
+            f"unknown input tensor {tensor.name!r}", fix="name the feature tensor 'input'"
+        )
+    shape = tensor.shape if len(tensor.shape) > 1 else [1, *tensor.shape]
+    if shape[0] > MAX_ROWS:
+        raise UsageError(f"{shape[0]} rows in one request", fix=f"send at most {MAX_ROWS}")
+    return values.reshape(shape).astype(np.float32)
+
+
+def _routing_key(parameters: dict[str, Any] | None) -> str | int | None:
+    key = (parameters or {}).get("routing_key")
+    if key is None or (isinstance(key, str | int) and not isinstance(key, bool)):
+        return key
+    raise UsageError(
+        f"parameters.routing_key {key!r} is not a string or an integer",
+        fix="send the order id, account or bar time the canary split should hash",
+    )
+
+
+def _predict(
+    state: ServerState, model: str, predictor: Any, rows: np.ndarray, routing_key: str | int | None
+) -> list[Any]:
+    predictions = []
+    for row in rows:
+        started = time.perf_counter()
+        prediction = predictor.predict(row, routing_key=routing_key)
+        state.model_metrics.observe(model, prediction, time.perf_counter() - started)
+        predictions.append(prediction)
+    return predictions
+
+
+@router.post("/models/{name}/infer", summary="Predict", response_model=InferResponse)
+async def infer(request: Request, name: ModelName, body: InferRequest, _token: Viewer) -> Response:
+    # Async: a few rows (a prediction takes microseconds) are predicted on the event loop,
+    # sparing the thread pool's hops; bigger batches go to the pool, not to block the loop.
+    state = state_of(request)
+    predictor = _served(state, name)
+    model = str(state.keys[name])
+    try:
+        rows = _rows(body.inputs[0])
+        routing_key = _routing_key(body.parameters)
+        if len(rows) <= INLINE_ROWS:
+            predictions = _predict(state, model, predictor, rows, routing_key)
+        else:
+            predictions = await run_in_threadpool(
+                _predict, state, model, predictor, rows, routing_key
+            )
+    except AlphaOpsError as exc:
+        state.model_metrics.error(model, exc.code)
+        raise
+    n, classes = len(predictions), predictions[0].classes
+    # The InferResponse shape, written directly: FastAPI's re-validation and encoding of
+    # the returned model cost more than the prediction itself.
+    document = {
+        "model_name": name,
+        "model_version": str(predictions[0].version),
+        "id": body.id,
+        "parameters": {"classes": list(classes)},
+        "outputs": [
+            {"name": "probabilities", "shape": [n, len(classes)], "datatype": "FP32",
+             "data": [float(p) for pred in predictions for p in pred.probabilities]},
+            {"name": "action", "shape": [n], "datatype": "INT32",
+             "data": [int(p.action) for p in predictions]},
+            {"name": "version", "shape": [n], "datatype": "INT64",
+             "data": [int(p.version) for p in predictions]},
+            {"name": "role", "shape": [n], "datatype": "BYTES",
+             "data": [str(p.role) for p in predictions]},
+        ],
+    }  # fmt: skip
+    return Response(json.dumps(document, separators=(",", ":")), media_type="application/json")
+
+
+# Declared after infer: routes are matched in order, and infer is the hot path.
 @router.get("", summary="Server metadata")
 def server_metadata() -> dict[str, Any]:
     return {"name": "alphaops", "version": __version__, "extensions": []}
@@ -135,70 +223,3 @@ def model_metadata(request: Request, name: ModelName, _token: Viewer) -> dict[st
 def model_ready(request: Request, name: ModelName, _token: Viewer) -> dict[str, Any]:
     _served(state_of(request), name)
     return {"name": name, "ready": True}
-
-
-def _rows(tensor: InferInput) -> np.ndarray:
-    values = np.asarray(tensor.data, dtype=np.float64).reshape(-1)
-    expected = math.prod(tensor.shape)
-    if values.size != expected:
-        raise UsageError(
-            f"input {tensor.name!r} has {values.size} values but shape {tensor.shape} needs "
-            f"{expected}",
-            fix="send shape [N, F] with N*F values (row-major)",
-        )
-    if tensor.name != "input":
-        raise UsageError(
-            f"unknown input tensor {tensor.name!r}", fix="name the feature tensor 'input'"
-        )
-    shape = tensor.shape if len(tensor.shape) > 1 else [1, *tensor.shape]
-    if shape[0] > MAX_ROWS:
-        raise UsageError(f"{shape[0]} rows in one request", fix=f"send at most {MAX_ROWS}")
-    return values.reshape(shape).astype(np.float32)
-
-
-def _routing_key(parameters: dict[str, Any] | None) -> str | int | None:
-    key = (parameters or {}).get("routing_key")
-    if key is None or (isinstance(key, str | int) and not isinstance(key, bool)):
-        return key
-    raise UsageError(
-        f"parameters.routing_key {key!r} is not a string or an integer",
-        fix="send the order id, account or bar time the canary split should hash",
-    )
-
-
-@router.post("/models/{name}/infer", summary="Predict", response_model=InferResponse)
-def infer(request: Request, name: ModelName, body: InferRequest, _token: Viewer) -> InferResponse:
-    state = state_of(request)
-    predictor = _served(state, name)
-    model = str(state.keys[name])
-    try:
-        rows = _rows(body.inputs[0])
-        routing_key = _routing_key(body.parameters)
-        predictions = []
-        for row in rows:
-            started = time.perf_counter()
-            prediction = predictor.predict(row, routing_key=routing_key)
-            state.model_metrics.observe(model, prediction, time.perf_counter() - started)
-            predictions.append(prediction)
-    except AlphaOpsError as exc:
-        state.model_metrics.error(model, exc.code)
-        raise
-    n, classes = len(predictions), predictions[0].classes
-    return InferResponse(
-        model_name=name,
-        model_version=str(predictions[0].version),
-        id=body.id,
-        parameters={"classes": list(classes)},
-        outputs=[
-            InferOutput(
-                name="probabilities", shape=[n, len(classes)], datatype="FP32",
-                data=[p for pred in predictions for p in pred.probabilities],
-            ),
-            InferOutput(name="action", shape=[n], datatype="INT32",
-                        data=[p.action for p in predictions]),
-            InferOutput(name="version", shape=[n], datatype="INT64",
-                        data=[p.version for p in predictions]),
-            InferOutput(name="role", shape=[n], datatype="BYTES",
-                        data=[p.role for p in predictions]),
-        ],
-    )  # fmt: skip

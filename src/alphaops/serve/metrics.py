@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,8 @@ class ModelMetrics:
     """What served models do: predictions, latency, swaps, refused versions, fallbacks.
 
     Call :meth:`observe` after each prediction and pass :meth:`event_hook` as a
-    ``LivePredictor``'s ``on_event``.
+    ``LivePredictor``'s ``on_event``. Live win rates and drift come from the journal
+    (:class:`~alphaops.serve.journal_metrics.JournalCollector`).
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -107,24 +108,6 @@ class ModelMetrics:
             ["model"],
             registry=registry,
         )
-
-        self.live_win_rate = Gauge(
-            "alphaops_live_win_rate",
-            "Share of the model's journaled live trades that won.",
-            ["model"],
-            registry=registry,
-        )
-        self.expected_win_rate = Gauge(
-            "alphaops_expected_win_rate",
-            "Win rate the gates measured in backtest for the serving version.",
-            ["model"],
-            registry=registry,
-        )
-
-    def set_win_rates(self, model: str, *, live: float, expected: float) -> None:
-        """Publish the live win rate beside the backtest's (the journal's performance report)."""
-        self.live_win_rate.labels(model).set(live)
-        self.expected_win_rate.labels(model).set(expected)
 
     def observe(self, model: str, prediction: Prediction, seconds: float) -> None:
         """Count one prediction and its latency."""
@@ -264,8 +247,8 @@ class TrainingMetrics:
     """Training requests, durations, active sessions, progress cadence, cancellation latency.
 
     The names are the ones teams migrating a training stack already alert on. Wire it into
-    ``train_models`` with ``progress=metrics.progress_sink(jobs)`` and
-    ``on_done=metrics.on_done`` after :meth:`started` for each job.
+    ``train_models`` with the callbacks of :meth:`sinks` (``alphaops train
+    --metrics-textfile`` does).
     """
 
     def __init__(self, registry: CollectorRegistry, *, clock: Callable[[], float] = time.monotonic):
@@ -340,6 +323,37 @@ class TrainingMetrics:
         with self._lock:
             self._last_update.pop(outcome.index, None)
         self.finished(outcome.job.model, outcome.status, seconds=outcome.seconds)
+
+    def sinks(
+        self, jobs: Sequence[Any], cancel: Any = None
+    ) -> tuple[Callable[[int, Any], None], Callable[[Any], None]]:
+        """Return ``(progress, on_done)`` callbacks for ``train_models`` over ``jobs``.
+
+        A job counts as active from its first progress update (or its end) until it is done;
+        a cancelled job's latency runs from ``cancel``'s (a ``CancelToken``) first ``cancel()``,
+        so the clock must be ``time.monotonic`` (the default).
+        """
+        running: set[int] = set()
+
+        def begin(index: int) -> None:
+            with self._lock:
+                new = index not in running
+                running.add(index)
+            if new:
+                self.started(jobs[index].model)
+
+        def progress(index: int, _update: Any) -> None:
+            begin(index)
+            self.progress(index)
+
+        def on_done(outcome: Any) -> None:
+            begin(outcome.index)
+            at = None if cancel is None else cancel.cancelled_at
+            if at is not None and self._cancel_at is None:
+                self._cancel_at = at
+            self.on_done(outcome)
+
+        return progress, on_done
 
 
 def write_textfile(registry: CollectorRegistry, path: Path) -> None:
