@@ -1,4 +1,4 @@
-"""Run many training jobs: one after another, on a local process pool, or as Ray tasks.
+"""Run many training jobs: one after another, on a local process pool, or on Ray actors.
 
 Workers train and export; the calling process is the only one that publishes, so a Ray
 cluster needs no access to the registry and a cancelled or failed job never reaches it.
@@ -8,7 +8,8 @@ update)``; cancellation reaches every worker within one batch, round or tree chu
 
 A pool worker never outlives the process that submitted its job: it watches that process
 and exits as soon as it is gone (killed, crashed), and it exits on its own when a cancelled
-job has not stopped within ``_STOP_GRACE_SECONDS`` (stuck between two checks).
+job has not stopped within ``_STOP_GRACE_SECONDS`` (stuck between two checks). The Ray
+executor lives in :mod:`alphaops.training._ray` (warm actors, candles shipped once).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from alphaops.core.errors import AlphaOpsError, CancelledError, UsageError
@@ -34,6 +35,7 @@ from alphaops.training._control import (
     ProgressUpdate,
     interrupts_cancel,
 )
+from alphaops.training._ray import RayWhere, run_ray
 from alphaops.training.executor import TrainedBundle, train_job
 from alphaops.training.job import TrainingJob
 
@@ -62,10 +64,15 @@ class JobOutcome:
     ref: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    node: str | None = None
+    """The Ray node id that ran the job (Ray executor only)."""
+    pid: int | None = None
+    """The Ray worker process that ran the job (Ray executor only)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready summary."""
-        return {
+        """Return a JSON-ready summary (with ``node``/``pid`` when Ray ran the job)."""
+        where = {} if self.node is None else {"node": self.node, "pid": self.pid}
+        return where | {
             "symbol": self.job.registry_symbol,
             "model": self.job.model,
             "status": self.status,
@@ -102,11 +109,23 @@ def run_jobs(
         raise UsageError(f"unknown executor {executor!r}", fix=f"use one of {list(EXECUTORS)}")
     token = cancel or CancelToken()
     workers = max(1, min(len(jobs), max_workers or os.cpu_count() or 1))
-    run = {"sequential": _run_sequential, "process": _run_process, "ray": _run_ray}[executor]
     collector = _Collector(jobs, publish, token, on_done)
     try:
         with interrupts_cancel(token):
-            run(jobs, candles, collector, progress, token, workers, progress_interval, ray_address)
+            if executor == "ray":
+                run_ray(
+                    jobs,
+                    candles,
+                    collector.accept,
+                    progress,
+                    token,
+                    max_workers,
+                    progress_interval,
+                    ray_address,
+                )
+            else:
+                run = _run_sequential if executor == "sequential" else _run_process
+                run(jobs, candles, collector, progress, token, workers, progress_interval)
     except KeyboardInterrupt:  # a second Ctrl-C, or SIGINT handled by the application
         token.cancel()
     return collector.outcomes()
@@ -129,8 +148,13 @@ class _Collector:
         self.started = time.perf_counter()
         self.done: dict[int, JobOutcome] = {}
 
-    def accept(self, index: int, result: tuple[str, Any], seconds: float) -> None:
-        self.done[index] = self._outcome(index, result, seconds)
+    def accept(
+        self, index: int, result: tuple[str, Any], seconds: float, where: RayWhere | None = None
+    ) -> None:
+        outcome = self._outcome(index, result, seconds)
+        if where is not None:
+            outcome = replace(outcome, node=where[0], pid=where[1])
+        self.done[index] = outcome
         if self.on_done is not None:
             self.on_done(self.done[index])
 
@@ -213,7 +237,6 @@ def _run_sequential(
     token: CancelToken,
     workers: int,
     interval: float,
-    ray_address: str | None,
 ) -> None:
     for index, job in enumerate(jobs):
         if token.cancelled:
@@ -276,7 +299,6 @@ def _run_process(
     token: CancelToken,
     workers: int,
     interval: float,
-    ray_address: str | None,
 ) -> None:
     # forkserver, not fork: forking a process that already runs torch/OpenMP threads can
     # deadlock. The server preloads the training modules once, so a worker starts in
@@ -328,87 +350,5 @@ def _drain(updates: Any, progress: ProgressSink | None) -> None:
             index, update = updates.get_nowait()
         except queue_module.Empty:
             return
-        if progress is not None:
-            progress(index, update)
-
-
-def _ray_work(
-    index: int,
-    job: TrainingJob,
-    candles: Mapping[str, Candles],
-    interval: float,
-    updates: Any,
-) -> tuple[str, Any]:
-    return _work(index, job, candles, interval, CancelToken(), lambda i, u: updates.put((i, u)))
-
-
-def _run_ray(
-    jobs: Sequence[TrainingJob],
-    candles: Mapping[str, Candles],
-    collector: _Collector,
-    progress: ProgressSink | None,
-    token: CancelToken,
-    workers: int,
-    interval: float,
-    ray_address: str | None,
-) -> None:
-    try:
-        import ray
-        from ray.util.queue import Queue
-    except ImportError as exc:
-        raise UsageError("the ray executor needs Ray", fix="pip install 'alphaops[ray]'") from exc
-    started_here = not ray.is_initialized()
-    if started_here:
-        if ray_address is None:
-            ray.init(
-                num_cpus=workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        else:
-            ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
-    try:
-        updates = Queue()
-        remote = ray.remote(num_cpus=1, max_retries=0)(_ray_work)
-        started = time.perf_counter()
-        pending = {
-            remote.remote(i, job, _subset(job, candles), interval, updates): i
-            for i, job in enumerate(jobs)
-        }
-        try:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_SECONDS)
-                _drain_ray(updates, progress)
-                if token.cancelled:
-                    for ref in pending:
-                        ray.cancel(ref)
-                for ref in done:
-                    index = pending.pop(ref)
-                    collector.accept(index, _ray_result(ray, ref), time.perf_counter() - started)
-        except KeyboardInterrupt:
-            token.cancel()
-            for ref in pending:
-                ray.cancel(ref)
-        finally:
-            _drain_ray(updates, progress)
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def _ray_result(ray: Any, ref: Any) -> tuple[str, Any]:
-    try:
-        result: tuple[str, Any] = ray.get(ref)
-        return result
-    except ray.exceptions.TaskCancelledError:
-        return ("error", _cancelled())
-    except Exception as exc:  # the task or its worker failed
-        return ("error", {"error": "training_failed", "message": f"{type(exc).__name__}: {exc}"})
-
-
-def _drain_ray(updates: Any, progress: ProgressSink | None) -> None:
-    while not updates.empty():
-        index, update = updates.get_nowait()
         if progress is not None:
             progress(index, update)
