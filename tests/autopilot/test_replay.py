@@ -160,9 +160,16 @@ def test_the_replay_command_prints_80_columns_and_json(tmp_path: Path, data_dir:
     page = (tmp_path / "r.html").read_text()
     assert "data:image/png;base64," in page
     assert "Autopilot runs" in page
+    # A second replay in the same registry would mix with the first: refused, nothing run.
     again = subprocess.run([*base, "--json"], capture_output=True, text=True, env=env)
-    assert again.returncode == 0, again.stderr
-    summary = json.loads(again.stdout)
+    assert again.returncode == 1
+    assert "a replay needs a registry of its own" in again.stdout  # --json: the error too
+    assert "Traceback" not in again.stderr
+    fresh = _home(tmp_path / "second", data_dir)
+    base[4] = str(fresh)
+    second = subprocess.run([*base, "--json"], capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr
+    summary = json.loads(second.stdout)
     assert summary["retrains"] >= 1
     (model,) = summary["models"]
     assert model["model"] == "BTCUSDT/lightgbm"

@@ -371,6 +371,16 @@ def replay_lifecycle(
     began = time.perf_counter()
     registry = open_configured_registry(config)
     try:
+        known = set(registry.list_models())
+        taken = sorted(str(m.key) for m in policy.models if m.key in known)
+        if taken:
+            # A replay writes versions, rollouts, a journal and autopilot runs; on top of an
+            # earlier replay's (or a live registry's) they would mix and change its course.
+            raise UsageError(
+                f"this home's registry already holds {', '.join(taken)}: a replay needs a "
+                "registry of its own",
+                fix="pass a new --home (e.g. --home replay-2); the candles are imported there",
+            )
         pilot = Autopilot(
             config,
             policy,
