@@ -9,7 +9,10 @@ then ``VmHWM`` minus the resident size before) against the file size:
   Binance layout), and ``valid_json``: the same candles as freqtrade JSON rows. Their useful
   data is the validated candles (6 columns of 8 bytes per row): goal ``*_peak_over_useful``
   under 2. ``*_read_only_*`` is the reading alone (the reader's private ``_read_raw``), the
-  rest is ``Candles.from_frame``'s validation and canonical copy;
+  rest is ``Candles.from_frame``'s validation (block by block, no copy of canonical columns);
+- ``import_csv`` / ``import_json``: the same two files end to end, as ``alphaops data import``
+  runs them (``services.data.import_files`` into a fresh home: read, validate, write the
+  store's Parquet file): goal ``import_*_peak_over_useful`` under 2;
 - ``garbage_csv``: the same size of random base64 lines; ``header_garbage_csv``: a proper
   candle header over the same garbage; ``garbage_json``: a JSON array of random strings; and
   ``registry_import_bomb``: a 256 KiB ``registry import`` archive declaring 256 MiB of zeros.
@@ -95,6 +98,32 @@ with open_registry(Path(sys.argv[1])) as registry:
     seconds = time.perf_counter() - began
     after = _status_kib("VmHWM")
 print(json.dumps(outcome | {"seconds": seconds, "peak_growth_kib": after - before}))
+"""
+)
+
+
+_IMPORT_DATA = (
+    _PEAK
+    + """
+import json, sys, time
+from pathlib import Path
+from alphaops.core.config import AlphaOpsConfig
+from alphaops.services.data import import_files
+config = AlphaOpsConfig(home=Path(sys.argv[2]))
+before = _start_peak()
+began = time.perf_counter()
+outcome = import_files(config, [Path(sys.argv[1])])[0]
+seconds = time.perf_counter() - began
+after = _status_kib("VmHWM")
+if outcome.error is not None:
+    raise SystemExit(f"import failed: {outcome.error}")
+print(json.dumps({
+    "rows": len(outcome.candles),
+    "useful_bytes": int(outcome.candles.frame.memory_usage(index=False).sum()),
+    "stored_rows": outcome.result.rows,
+    "seconds": seconds,
+    "peak_growth_kib": after - before,
+}))
 """
 )
 
@@ -234,6 +263,14 @@ def run() -> dict[str, Any]:
                 read_mb = result["read_only_peak_growth_kib"] / 1024
                 figures[f"{case}_read_only_peak_mb"] = round(read_mb, 1)
                 figures[f"{case}_read_only_peak_over_useful"] = round(read_mb / useful, 2)
+        for case, path in {"import_csv": valid, "import_json": valid_json}.items():
+            result = _run(_IMPORT_DATA, str(path), str(tmp / f"home-{case}"))
+            peak_mb = result["peak_growth_kib"] / 1024
+            useful = result["useful_bytes"] / _MB
+            figures[f"{case}_peak_mb"] = round(peak_mb, 1)
+            figures[f"{case}_s"] = round(result["seconds"], 3)
+            figures[f"{case}_outcome"] = f"{result['stored_rows']} rows stored"
+            figures[f"{case}_peak_over_useful"] = round(peak_mb / useful, 2)
         home, bomb = _bomb(tmp)
         result = _run(_IMPORT, str(home), str(bomb))
         figures["registry_import_bomb_archive_kb"] = round(bomb.stat().st_size / 1024, 1)
@@ -241,6 +278,7 @@ def run() -> dict[str, Any]:
         figures["registry_import_bomb_s"] = round(result["seconds"], 3)
         figures["registry_import_bomb_outcome"] = result.get("error")
     figures["goal_valid_csv_peak_over_useful"] = 2
+    figures["goal_import_peak_over_useful"] = 2
     figures["goal_refusal_peak_mb"] = 64
     return figures
 

@@ -61,19 +61,38 @@ class ChunkedColumns:
     def restart(self) -> None:
         """Forget every chunk added (the sniffed head, once checked, is read again)."""
         self.rows = 0
-        self.times: list[pd.Series[Any]] = []
+        self.aware: bool | None = None
         # Prices go straight into arrays sized for the expected rows: pages never written
-        # cost no memory, and no second copy is made to join the chunks.
+        # cost no memory, and no second copy is made to join the chunks. UTC open times in
+        # ms go into ``stamps`` the same way; other times (naive, finer than ms) are kept as
+        # Series in ``times``, and validation reports or converts them.
         self.values = np.empty((len(OHLCV) - 1, self.expected_rows), dtype=np.float64)
+        self.stamps: np.ndarray[Any, np.dtype[np.int64]] | None = np.empty(
+            self.expected_rows, dtype=np.int64
+        )
+        self.times: list[pd.Series[Any]] = []
 
     def _room(self, rows: int) -> None:
         if self.rows + rows > self.values.shape[1]:
-            grown = np.empty(
-                (self.values.shape[0], max(self.rows + rows, self.values.shape[1] * 3 // 2)),
-                dtype=np.float64,
-            )
+            size = max(self.rows + rows, self.values.shape[1] * 3 // 2)
+            grown = np.empty((self.values.shape[0], size), dtype=np.float64)
             grown[:, : self.rows] = self.values[:, : self.rows]
             self.values = grown
+            if self.stamps is not None:
+                stamps = np.empty(size, dtype=np.int64)
+                stamps[: self.rows] = self.stamps[: self.rows]
+                self.stamps = stamps
+
+    def _keep_times(self, stamps: pd.Series[Any]) -> None:
+        if self.stamps is not None and _tz_aware(stamps) and stamps.dt.unit == "ms":
+            chunk = stamps.to_numpy(dtype="datetime64[ms]").view(np.int64)
+            self.stamps[self.rows : self.rows + len(chunk)] = chunk
+            return
+        if self.stamps is not None:  # from here on, times are kept as they come
+            if self.rows:
+                self.times.append(_utc_ms(self.stamps[: self.rows]))
+            self.stamps = None
+        self.times.append(stamps.reset_index(drop=True))
 
     def add(self, raw: pd.DataFrame) -> None:
         if self.rename is not None:
@@ -83,14 +102,15 @@ class ChunkedColumns:
         for i, column in enumerate(OHLCV[1:]):
             self.values[i, self.rows : self.rows + len(frame)] = self._numbers(frame[column])
         stamps = to_datetime(frame["timestamp"], self.file, assume_utc=self.assume_utc)
-        if self.times and _tz_aware(stamps) != _tz_aware(self.times[0]):
+        if self.aware is not None and _tz_aware(stamps) != self.aware:
             raise DataFormatError(
                 f"{self.file}: timestamps before row {self.rows} and from it on differ in "
                 "carrying a UTC offset",
                 fix="write every timestamp with an offset (e.g. '2025-01-01T00:00:00Z') or none",
                 path=str(self.file),
             )
-        self.times.append(stamps.reset_index(drop=True))
+        self.aware = _tz_aware(stamps)
+        self._keep_times(_in_ms(stamps))
         self.rows += len(frame)
 
     def _numbers(self, column: pd.Series[Any]) -> np.ndarray[Any, Any]:
@@ -123,13 +143,33 @@ class ChunkedColumns:
     def frame_of(self, chunks: Iterable[pd.DataFrame]) -> pd.DataFrame:
         for chunk in chunks:
             self.add(chunk)
-        if not self.times:
+        if self.aware is None:
             self.add(pd.DataFrame({c: [] for c in OHLCV}))
-        joined: dict[str, Any] = {"timestamp": pd.concat(self.times, ignore_index=True)}
-        self.times.clear()
+        if self.stamps is not None:
+            times = _utc_ms(self.stamps[: self.rows])
+            self.stamps = None  # the buffer is freed before the validation's temporaries
+        else:
+            times = pd.concat(self.times, ignore_index=True)
+            self.times.clear()
+        joined: dict[str, Any] = {"timestamp": times}
         for i, column in enumerate(OHLCV[1:]):
             joined[column] = self.values[i, : self.rows]  # views, not copies
         return pd.DataFrame(joined, copy=False)
+
+
+def _utc_ms(epoch_ms: np.ndarray[Any, np.dtype[np.int64]]) -> pd.Series[Any]:
+    # One copy (pd.array with a UTC dtype would make two).
+    stamps = pd.DatetimeIndex(epoch_ms.view("datetime64[ms]"), copy=False).tz_localize("UTC")
+    return pd.Series(stamps, copy=False)
+
+
+def _in_ms(stamps: pd.Series[Any]) -> pd.Series[Any]:
+    # Candles keep open times in ms: converting each chunk that has no finer part now spares
+    # Candles.from_frame a copy of the whole column later.
+    if not _tz_aware(stamps) or stamps.dt.unit == "ms":
+        return stamps
+    in_ms = stamps.dt.as_unit("ms")
+    return in_ms if bool(((in_ms == stamps) | stamps.isna()).all()) else stamps
 
 
 def _tz_aware(stamps: pd.Series[Any]) -> bool:

@@ -30,12 +30,13 @@ __all__ = [
 # How much of a file is looked at before anything else is read.
 SNIFF_BYTES = 1 << 20
 # How much JSON text is decoded at a time (its rows parsed as one batch).
-JSON_BLOCK_CHARS = 4 << 20
+JSON_BLOCK_CHARS = 1 << 20
 # One candle row of JSON is a few hundred characters; this much without one is not candles.
 _MAX_ROW_CHARS = 64 * 1024
-# Rows are flat arrays (freqtrade) or flat objects: a run of "row," matched in one regex call,
-# then maybe the last row and the closing ']'.
-_RUN = re.compile(r"(?:\s*(?:\[[^\[\]]*\]|\{[^{}]*\})\s*,)*")
+# Rows are flat arrays (freqtrade) or flat objects: runs of "row," (at most 1000 per regex call:
+# the engine keeps state per repetition, 20 MB for an unbounded run over a block), then maybe
+# the last row and the closing ']'.
+_RUN = re.compile(r"(?:\s*(?:\[[^\[\]]*\]|\{[^{}]*\})\s*,){1,1000}")
 _LAST = re.compile(r"\s*(\[[^\[\]]*\]|\{[^{}]*\})\s*\]")
 JSON_FIX = (
     "write a list of [ms, open, high, low, close, volume] rows (freqtrade) or a list of "
@@ -111,9 +112,11 @@ def iter_json_batches(file: Path) -> Iterator[list[Any]]:
                 pos, started = len(buffer) - len(stripped) + 1, True
                 if re.match(r"\s*\]", buffer[pos:]):
                     return
-            run = _RUN.match(buffer, pos)
-            rows = buffer[pos : run.end() if run else pos].rstrip().removesuffix(",")
-            pos = run.end() if run else pos
+            end = pos
+            while (run := _RUN.match(buffer, end)) is not None:
+                end = run.end()
+            rows = buffer[pos:end].rstrip().removesuffix(",")
+            pos = end
             if (last := _LAST.match(buffer, pos)) is not None:
                 rows = f"{rows},{last.group(1)}" if rows else last.group(1)
                 pos, done = last.end(), True

@@ -28,17 +28,26 @@ alphaops.core.errors.DataValidationError: BTCUSDT 1h: 1 problem(s): high_low_inc
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from alphaops.core.errors import DataFormatError, DataValidationError
+from alphaops.core.errors import DataFormatError
 from alphaops.core.names import normalize_symbol
 from alphaops.core.timeframes import Timeframe
-from alphaops.data.calendars import CONTINUOUS, Calendar
+from alphaops.data._report import Gap, GapReport, Problem, ValidationReport
+from alphaops.data._scan import (
+    Hits,
+    epoch_ms,
+    exact_ms,
+    scan_calendar,
+    scan_prices,
+    scan_times,
+)
+from alphaops.data.calendars import Calendar
 
 __all__ = [
     "OHLCV",
@@ -54,121 +63,8 @@ __all__ = [
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OHLCV = ("timestamp", *PRICE_COLUMNS, "volume")
 TIMESTAMP_DTYPE = "datetime64[ms, UTC]"
-_MAX_ROWS_SHOWN = 5
 # Weekly candles open on Monday 00:00 UTC (Binance, ccxt); the Unix epoch was a Thursday.
 _WEEK_ORIGIN = pd.Timestamp("1970-01-05", tz="UTC")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One validation failure: which check, how many rows, the first few rows, and the fix."""
-
-    check: str
-    message: str
-    count: int
-    rows: tuple[int, ...]
-    fix: str
-
-    def describe(self) -> str:
-        """Return one line: check, message, example rows and fix."""
-        shown = ", ".join(str(r) for r in self.rows)
-        more = "" if self.count <= len(self.rows) else f" (+{self.count - len(self.rows)} more)"
-        where = f" at rows {shown}{more}" if self.rows else ""
-        return f"{self.check}: {self.message}{where}; fix: {self.fix}"
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Missing candles between ``after`` (last candle before) and ``before`` (first after)."""
-
-    after: pd.Timestamp
-    before: pd.Timestamp
-    missing_bars: int
-
-
-@dataclass(frozen=True)
-class GapReport:
-    """All gaps of a series: count, total missing bars and the largest gap."""
-
-    gaps: tuple[Gap, ...] = ()
-
-    @property
-    def count(self) -> int:
-        """Return the number of gaps."""
-        return len(self.gaps)
-
-    @property
-    def missing_bars(self) -> int:
-        """Return the total number of missing candles."""
-        return sum(g.missing_bars for g in self.gaps)
-
-    @property
-    def largest(self) -> Gap | None:
-        """Return the gap with the most missing candles, or None without gaps."""
-        return max(self.gaps, key=lambda g: g.missing_bars, default=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready summary."""
-        largest = self.largest
-        return {
-            "count": self.count,
-            "missing_bars": self.missing_bars,
-            "largest": None
-            if largest is None
-            else {
-                "after": largest.after.isoformat(),
-                "before": largest.before.isoformat(),
-                "missing_bars": largest.missing_bars,
-            },
-        }
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    """The result of validating one frame: problems (errors) and gaps (information)."""
-
-    symbol: str
-    timeframe: Timeframe
-    rows: int
-    problems: tuple[Problem, ...] = ()
-    gaps: GapReport = field(default_factory=GapReport)
-    first: pd.Timestamp | None = None
-    last: pd.Timestamp | None = None
-    calendar: Calendar = CONTINUOUS
-
-    @property
-    def ok(self) -> bool:
-        """Return whether the frame passed every check (gaps are allowed)."""
-        return not self.problems
-
-    def raise_for_problems(self) -> None:
-        """Raise :class:`DataValidationError` listing every problem, if there is any."""
-        if self.problems:
-            lines = "; ".join(p.describe() for p in self.problems)
-            raise DataValidationError(
-                f"{self.symbol} {self.timeframe}: {len(self.problems)} problem(s): {lines}",
-                fix="repair the listed rows at the source (alphaops never edits candles silently)",
-                problems=[p.__dict__ for p in self.problems],
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready summary."""
-        return {
-            "symbol": self.symbol,
-            "timeframe": str(self.timeframe),
-            "calendar": str(self.calendar),
-            "rows": self.rows,
-            "first": None if self.first is None else self.first.isoformat(),
-            "last": None if self.last is None else self.last.isoformat(),
-            "ok": self.ok,
-            "problems": [p.__dict__ | {"rows": list(p.rows)} for p in self.problems],
-            "gaps": self.gaps.to_dict(),
-        }
-
-
-def _rows(mask: np.ndarray[Any, np.dtype[np.bool_]]) -> tuple[int, tuple[int, ...]]:
-    idx = np.flatnonzero(mask)
-    return int(idx.size), tuple(int(i) for i in idx[:_MAX_ROWS_SHOWN])
 
 
 def validate_frame(
@@ -195,11 +91,6 @@ def validate_frame(
             fix="rename columns to timestamp, open, high, low, close, volume",
         )
     problems: list[Problem] = []
-
-    def add(check: str, message: str, mask: Any, fix: str) -> None:
-        count, rows = _rows(np.asarray(mask, dtype=bool))
-        if count:
-            problems.append(Problem(check, message.format(count=count), count, rows, fix))
 
     if len(frame) == 0:
         problems.append(
@@ -232,58 +123,75 @@ def validate_frame(
         return ValidationReport(sym, tf, len(frame), tuple(problems), calendar=cal)
 
     ts_utc = ts.dt.tz_convert("UTC")
-    values = ts_utc.to_numpy(dtype="datetime64[ms]").astype(np.int64)
-    add("timestamp_missing", "{count} timestamp(s) are missing (NaT)", ts.isna(), "drop those rows")
-    diffs = np.diff(values)
+    values = epoch_ms(ts_utc)
+    step_ms = tf.milliseconds
+    origin = _WEEK_ORIGIN.value // 1_000_000 if tf.value.endswith("w") else 0
+    latest = (pd.Timestamp.now(tz="UTC").value // 1_000_000) if now_ms is None else now_ms
+    scan = scan_times(values, step_ms=step_ms, origin=origin, latest=latest)
+
+    def add(check: str, message: str, hits: Hits, fix: str) -> None:
+        if hits.count:
+            text = message.format(count=hits.count)
+            problems.append(Problem(check, text, hits.count, tuple(hits.rows), fix))
+
+    add(
+        "timestamp_missing",
+        "{count} timestamp(s) are missing (NaT)",
+        scan.missing,
+        "drop those rows",
+    )
     add(
         "unsorted",
         "{count} timestamp(s) are earlier than the one before",
-        np.concatenate([[False], diffs < 0]),
+        scan.unsorted,
         "sort the frame by timestamp",
     )
+    # Sorted, without NaT and exact in milliseconds, a repeat can only follow its twin.
+    simple = not scan.missing.count and not scan.unsorted.count and exact_ms(ts_utc)
     add(
         "duplicate_timestamp",
         "{count} timestamp(s) repeat an earlier one",
-        ts_utc.duplicated().to_numpy(),
+        scan.repeats if simple else Hits.of(ts_utc.duplicated().to_numpy()),
         "keep one candle per timestamp",
     )
-    step_ms = tf.milliseconds
-    origin = _WEEK_ORIGIN.value // 1_000_000 if tf.value.endswith("w") else 0
     add(
         "timeframe_mismatch",
         f"{{count}} timestamp(s) are not on the {tf} grid",
-        (values - origin) % step_ms != 0,
+        scan.off_grid,
         f"check that the data really is {tf} candles (open times), or declare the right timeframe",
     )
     add(
         "timeframe_mismatch",
         f"{{count}} consecutive candle(s) are closer than {tf} apart",
-        np.concatenate([[False], (diffs > 0) & (diffs < step_ms)]),
+        scan.closer,
         f"the data looks finer than {tf}: declare its real timeframe or resample it",
     )
     # Coarser than declared: most candles are several bars apart (1h data declared 5m would
     # otherwise be stored as 5m candles full of gaps). Weekends and holidays of a trading
     # calendar leave most steps at one bar, so they do not trip this.
-    positive = diffs[diffs > 0]
-    if positive.size >= 2 and float(np.median(positive)) > step_ms:
-        typical = Timeframe.parse(f"{max(1, int(np.median(positive)) // 1000)}s")
-        add(
-            "timeframe_mismatch",
-            f"{{count}} of {positive.size} consecutive candles are more than {tf} apart "
-            f"(typically {typical})",
-            np.concatenate([[False], diffs > step_ms]),
-            f"the data looks like {typical} candles: declare --timeframe {typical}",
-        )
-    latest = (pd.Timestamp.now(tz="UTC").value // 1_000_000) if now_ms is None else now_ms
+    coarser = scan.positive >= 2 and scan.median_beyond_step(step_ms) is not False
+    if coarser:  # rare: the median itself, from every positive step
+        diffs = np.diff(values)
+        median = float(np.median(diffs[diffs > 0]))
+        del diffs
+        if median > step_ms:
+            typical = Timeframe.parse(f"{max(1, int(median) // 1000)}s")
+            add(
+                "timeframe_mismatch",
+                f"{{count}} of {scan.positive} consecutive candles are more than {tf} apart "
+                f"(typically {typical})",
+                scan.coarser,
+                f"the data looks like {typical} candles: declare --timeframe {typical}",
+            )
     add(
         "timestamp_future",
         f"{{count}} candle(s) open after now ({_iso_ms(latest)}), so they cannot be closed",
-        values > latest,
+        scan.future,
         "check the timestamp unit (seconds vs milliseconds) and the clock of the source",
     )
     numeric: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
     for column in (*PRICE_COLUMNS, "volume"):
-        try:
+        try:  # a view for float64 columns: no copy
             numeric[column] = frame[column].to_numpy(dtype=np.float64)
         except (TypeError, ValueError):
             problems.append(
@@ -296,47 +204,48 @@ def validate_frame(
                 )
             )
     if len(numeric) == 5:
-        o, h, lo, c, v = (numeric[k] for k in (*PRICE_COLUMNS, "volume"))
-        stacked = np.column_stack([o, h, lo, c, v])
+        not_finite, non_positive, negative, inconsistent = scan_prices(
+            *(numeric[k] for k in (*PRICE_COLUMNS, "volume"))
+        )
         add(
             "not_finite",
             "{count} row(s) hold NaN or infinite values",
-            ~np.isfinite(stacked).all(axis=1),
+            not_finite,
             "drop or re-download those candles; alphaops does not fill them",
         )
-        with np.errstate(invalid="ignore"):
-            add(
-                "non_positive_price",
-                "{count} row(s) have a price <= 0",
-                (np.column_stack([o, h, lo, c]) <= 0).any(axis=1),
-                "drop those candles or fix the price scale",
-            )
-            add(
-                "negative_volume",
-                "{count} row(s) have a negative volume",
-                v < 0,
-                "drop those candles",
-            )
-            add(
-                "high_low_inconsistent",
-                "{count} row(s) have high < max(open, close) or low > min(open, close)",
-                (h < np.maximum(o, c)) | (lo > np.minimum(o, c)),
-                "check the column order (open, high, low, close) or drop those candles",
-            )
+        add(
+            "non_positive_price",
+            "{count} row(s) have a price <= 0",
+            non_positive,
+            "drop those candles or fix the price scale",
+        )
+        add(
+            "negative_volume",
+            "{count} row(s) have a negative volume",
+            negative,
+            "drop those candles",
+        )
+        add(
+            "high_low_inconsistent",
+            "{count} row(s) have high < max(open, close) or low > min(open, close)",
+            inconsistent,
+            "check the column order (open, high, low, close) or drop those candles",
+        )
+    del numeric
     gaps = GapReport()
     if not problems:
-        missing_bars, off = cal.missing_between(values, tf)
-        off_mask = np.zeros(len(frame), dtype=bool)
-        off_mask[off] = True
+        off, holes = scan_calendar(cal, values, tf)
         add(
             "off_calendar",
             f"{{count}} candle(s) open outside the sessions of the {cal} calendar",
-            off_mask,
+            off,
             "declare the market's real calendar (--calendar 24/7, fx or an exchange code "
             "such as XNYS), or drop those candles",
         )
         if not problems:
-            gaps = _gaps(ts_utc, missing_bars)
+            gaps = GapReport(
+                tuple(Gap(ts_utc.iloc[i], ts_utc.iloc[i + 1], bars) for i, bars in holes)
+            )
     return ValidationReport(
         sym, tf, len(frame), tuple(problems), gaps, ts_utc.iloc[0], ts_utc.iloc[-1], cal
     )
@@ -346,10 +255,11 @@ def _iso_ms(ms: int) -> str:
     return pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
 
 
-def _gaps(ts: pd.Series[Any], missing: np.ndarray[Any, np.dtype[np.int64]]) -> GapReport:
-    # missing[i]: bars the calendar expects between candle i and candle i + 1.
-    where = np.flatnonzero(missing > 0)
-    return GapReport(tuple(Gap(ts.iloc[i], ts.iloc[i + 1], int(missing[i])) for i in where))
+def _float_column(column: pd.Series[Any]) -> pd.Series[Any]:
+    if column.dtype == np.dtype(np.float64):
+        return column
+    values = column.to_numpy(dtype=np.float64, copy=True)
+    return pd.Series(values, index=column.index, name=column.name, copy=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,11 +286,14 @@ class Candles:
         """
         report = validate_frame(frame, symbol=symbol, timeframe=timeframe, calendar=calendar)
         report.raise_for_problems()
+        # Columns already canonical are shared, not copied: copy-on-write keeps ``frame``
+        # and the candles independent, and a reader's arrays become the candles' own.
         canonical = pd.DataFrame(
             {
                 "timestamp": frame["timestamp"].dt.tz_convert("UTC").astype(TIMESTAMP_DTYPE),
-                **{c: frame[c].to_numpy(dtype=np.float64) for c in (*PRICE_COLUMNS, "volume")},
-            }
+                **{c: _float_column(frame[c]) for c in (*PRICE_COLUMNS, "volume")},
+            },
+            copy=False,
         ).reset_index(drop=True)
         return cls(report.symbol, report.timeframe, canonical, report)
 

@@ -72,8 +72,8 @@ _SUFFIXES: dict[str, CandleFormat] = {
 # Naming used by Binance/alphaops (BTCUSDT-1h) and freqtrade (BTC_USDT-1h).
 _NAME = re.compile(r"(?P<symbol>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)?)-(?P<timeframe>[0-9]+[smhdw])")
 _FORMAT_FIX = "pass format='parquet', 'csv', 'feather' or 'json', or convert the file to Parquet"
-# Rows of a large CSV parsed at a time (about 25 MB of parser memory for candle rows).
-CSV_CHUNK_ROWS = 250_000
+# Rows of a large CSV parsed at a time (about 10 MB of parser memory for candle rows).
+CSV_CHUNK_ROWS = 100_000
 
 
 def infer_format(path: str | Path) -> CandleFormat:
