@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from alphaops.autopilot import Autopilot, AutopilotLog
 from alphaops.core.config import AlphaOpsConfig
@@ -355,3 +356,17 @@ def test_a_run_another_live_autopilot_is_running_is_left_alone(pilot: Autopilot)
         other.wait()
     (closed,) = pilot.recover(FIRST)  # its process is gone now
     assert closed.run_id == "theirs"
+
+
+def test_a_bug_inside_a_retrain_ends_the_run_visibly_and_reaches_the_caller(
+    config: AlphaOpsConfig,
+) -> None:
+    def broken(job: object) -> None:
+        raise KeyError("a bug")
+
+    with Autopilot(config, make_policy(), executor="sequential", fault=broken) as pilot:
+        with pytest.raises(KeyError):
+            pilot.check(FIRST)
+        (run,) = pilot.log.runs(KEY)
+        assert run.state == "failed"
+        assert "internal error" in run.outcome

@@ -63,11 +63,15 @@ class Retrain:
             self.step("cancelled", exc.message)
         except AlphaOpsError as exc:
             self.step("failed", exc.message, error=exc.code, fix=exc.fix)
+        except Exception as exc:  # a bug: end the run visibly, then let the caller see it
+            self.step("failed", f"internal error: {exc!r}", error="alphaops_error")
+            raise
         (run,) = [r for r in self.pilot.log.runs(self.model.key) if r.run_id == self.run_id]
         return run
 
     def _run(self) -> None:
-        self._supersede_paused_rollout()
+        if self.firing.kind == "emergency":
+            self._supersede_paused_rollout()
         if self.model.refresh == "download":
             self._refresh()
         data = self.pilot.candles_before(self.model.job, self.now)
