@@ -185,3 +185,29 @@ def test_a_broken_policy_file_is_one_clear_error(tmp_path: Path, bad: str) -> No
     assert done.returncode == 1
     assert "fix:" in done.stderr.lower()
     assert "Traceback" not in done.stderr
+
+
+def test_a_check_that_fails_is_reported_and_retried_never_silent(config: AlphaOpsConfig) -> None:
+    errors: list[BaseException] = []
+    thread = AutopilotThread(
+        config, make_policy(check_every="1s"), executor="sequential", on_error=errors.append
+    )
+
+    def broken(job: object) -> None:
+        raise KeyError("a bug in a training hook")
+
+    thread.pilot.fault = broken
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (not errors or thread.checks < 3) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        assert thread.stop(timeout_s=60)
+    (error,) = errors  # reported once; the run it broke is logged failed and cools down
+    assert isinstance(error, KeyError)
+    assert thread.errors == errors
+    assert thread.checks >= 3  # the scheduler went on checking
+    with open_registry(AlphaOpsHome(Path(config.home)), create=False) as registry:
+        (run,) = AutopilotLog(registry).runs()
+    assert run.state == "failed"

@@ -10,6 +10,7 @@ embeds the autopilot keeps its hot path free.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,12 +24,15 @@ from alphaops.core.errors import UsageError
 
 __all__ = ["AutopilotThread"]
 
+_log = logging.getLogger("alphaops.autopilot")
+
 
 class AutopilotThread:
     """The autopilot on a background scheduler; :meth:`start`, then :meth:`stop`.
 
     ``on_runs`` is called with the runs of every check that started any; ``errors`` keeps the
-    exceptions of checks that failed (a failed check is retried at the next one).
+    exceptions of checks that failed (logged, passed to ``on_error``, and retried at the next
+    check).
 
     In a bot (``tests/autopilot/test_autopilot_service.py`` runs this)::
 
@@ -45,6 +49,7 @@ class AutopilotThread:
         executor: str = "process",
         ray_address: str | None = None,
         on_runs: Callable[[list[Run]], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         try:
@@ -58,6 +63,7 @@ class AutopilotThread:
 
         self.pilot = Autopilot(config, policy, executor=executor, ray_address=ray_address)
         self.on_runs = on_runs
+        self.on_error = on_error
         self.clock = clock
         self.errors: list[BaseException] = []
         self.checks = 0
@@ -81,8 +87,11 @@ class AutopilotThread:
             runs = self.pilot.check(self.clock())
             if runs and self.on_runs is not None:
                 self.on_runs(runs)
-        except Exception as exc:  # kept, and retried at the next check
+        except Exception as exc:  # kept, reported, and retried at the next check
             self.errors.append(exc)
+            _log.error("autopilot check failed: %r", exc)
+            if self.on_error is not None:
+                self.on_error(exc)
         finally:
             self.checks += 1
             self._idle.set()

@@ -123,7 +123,18 @@ def run(
         for r in runs:
             _print(ctx, run_lines(r))
 
-    run_autopilot(cli.config, loaded, executor=executor, ray_address=ray_address, on_runs=report)
+    def failed(exc: BaseException) -> None:
+        # A check that failed is retried at the next one; say so, never silently.
+        cli.err.print(f"autopilot: a check failed and is retried: {exc}", highlight=False)
+
+    run_autopilot(
+        cli.config,
+        loaded,
+        executor=executor,
+        ray_address=ray_address,
+        on_runs=report,
+        on_error=failed,
+    )
 
 
 @app.command("once")

@@ -67,6 +67,7 @@ def run_autopilot(
     executor: str = "process",
     ray_address: str | None = None,
     on_runs: Any = None,
+    on_error: Any = None,
     until: float | None = None,
 ) -> None:
     """Run the autopilot until Ctrl-C or SIGTERM (or ``until`` seconds, for drills).
@@ -78,7 +79,12 @@ def run_autopilot(
     from alphaops.training._control import interrupts_cancel
 
     thread = AutopilotThread(
-        config, policy, executor=executor, ray_address=ray_address, on_runs=on_runs
+        config,
+        policy,
+        executor=executor,
+        ray_address=ray_address,
+        on_runs=on_runs,
+        on_error=on_error,
     )
     started = time.monotonic()
     token = thread.pilot.cancel
