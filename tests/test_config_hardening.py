@@ -458,3 +458,13 @@ def test_an_archive_with_a_broken_export_record_is_an_integrity_error(
     with pytest.raises(IntegrityError, match=says):
         registry.import_archive(bad)
     assert [v.version for v in registry.list_versions(KEY)] == [1]
+
+
+def test_a_registry_url_without_artifacts_is_refused_without_echoing_its_password() -> None:
+    from alphaops.core.errors import UsageError as Usage
+    from alphaops.registry import open_registry
+
+    with pytest.raises(Usage) as caught:
+        open_registry("postgresql://bot:s3cret@127.0.0.1:5432/alphaops")
+    assert "s3cret" not in str(caught.value)
+    assert "bot:***@127.0.0.1" in str(caught.value)

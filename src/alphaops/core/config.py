@@ -46,6 +46,7 @@ __all__ = [
     "check_database_url",
     "config_variables",
     "load_config",
+    "masked_url",
 ]
 
 ENV_PREFIX = "ALPHAOPS_"
@@ -156,13 +157,13 @@ def load_config(
             continue
         path = tuple(key[len(ENV_PREFIX) :].lower().split("__"))
         _set_nested(values, list(path), raw)
-        sources[path] = f"from {key}={_masked(raw)!r}"
+        sources[path] = f"from {key}={masked_url(raw)!r}"
     if unknown:
         raise _unknown_variables(unknown, settings)
     for key, value in overrides.items():
         if value is not None:
             values[key] = value
-            sources[(key,)] = f"given as {key}={_masked(str(value))!r}"
+            sources[(key,)] = f"given as {key}={masked_url(str(value))!r}"
     try:
         return AlphaOpsConfig.model_validate(values)
     except ValidationError as exc:
@@ -241,13 +242,17 @@ def _leaf_paths(
             yield (*prefix, str(key))
 
 
-def _masked(value: str) -> str:
-    """Return ``value`` with the password of a URL in it replaced by ``***``."""
+def masked_url(value: str) -> str:
+    """Return ``value`` with the password of a URL in it replaced by ``***``.
+
+    >>> masked_url("postgresql://bot:s3cret@db:5432/alphaops")
+    'postgresql://bot:***@db:5432/alphaops'
+    """
     return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", value)
 
 
 def _database_url_problem(url: str) -> str | None:
-    shown = repr(_masked(url))
+    shown = repr(masked_url(url))
     problem: str | None
     if not url.strip():
         problem = "an empty database URL"
@@ -303,7 +308,7 @@ def check_database_url(url: str, *, source: str = "registry database URL") -> st
         raise ConfigError(
             f"{source}: {problem}",
             fix=f"pass a URL of the form {DATABASE_URL_FORMS} (or none for SQLite in the home)",
-            url=_masked(url),
+            url=masked_url(url),
         )
     return url
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
-from alphaops.core.config import check_database_url
+from alphaops.core.config import check_database_url, masked_url
 from alphaops.core.errors import (
     NotFoundError,
     UsageError,
@@ -105,7 +105,7 @@ def open_registry(
         db_url = check_database_url(url_or_home)
         if artifacts is None:
             raise UsageError(
-                f"registry database {db_url!r} needs an artifact location",
+                f"registry database {masked_url(db_url)!r} needs an artifact location",
                 fix="pass artifacts='s3://bucket/prefix' or a folder",
             )
         if not create:
