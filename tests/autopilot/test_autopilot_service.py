@@ -63,6 +63,21 @@ def _wait_for_step(
         time.sleep(0.1)
 
 
+def _wait_for_training_child(pid: int, timeout: float) -> None:
+    # The process executor trains in a child of the autopilot: wait until one is running.
+    deadline = time.monotonic() + timeout
+    while True:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                return
+        assert time.monotonic() < deadline, f"no training child of {pid} within {timeout}s"
+        time.sleep(0.05)
+
+
 def test_embedded_in_a_bot_it_trains_in_a_child_process_and_stops_cleanly(
     config: AlphaOpsConfig,
 ) -> None:
@@ -97,7 +112,7 @@ def test_sigterm_ends_the_running_retrain_cleanly_and_a_restart_resumes(
     )  # fmt: skip
     try:
         _wait_for_step(home, "fired", process, timeout=120)
-        time.sleep(1.0)  # training is under way in the child process
+        _wait_for_training_child(process.pid, timeout=120)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
     finally:
@@ -129,7 +144,7 @@ def test_a_killed_autopilot_is_resumed_without_duplicating_anything(
     )  # fmt: skip
     try:
         _wait_for_step(home, "fired", process, timeout=120)
-        time.sleep(1.0)
+        _wait_for_training_child(process.pid, timeout=120)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the autopilot and its training child
         process.wait(30)
