@@ -81,7 +81,8 @@ class ModelReplay:
     key: ModelKey
     timestamps_ms: npt.NDArray[np.int64]
     equity: npt.NDArray[np.float64]
-    """Value of 1.0 invested, bar by bar: what the served decisions earned after costs."""
+    """Value of 1.0 invested at each bar's open: what the served decisions earned after costs
+    (the backtest gate's kernel, next-open fills)."""
     first_champion: npt.NDArray[np.float64] | None
     """The same for the first champion never retrained (``None``: there was none)."""
     buy_and_hold: npt.NDArray[np.float64]
@@ -129,37 +130,24 @@ def _utc(ms: int) -> datetime:
 
 
 def equity_of(
-    actions: npt.NDArray[np.int64],
-    opens: npt.NDArray[np.float64],
-    closes: npt.NDArray[np.float64],
-    *,
-    cost: float,
+    actions: npt.NDArray[np.int64], opens: npt.NDArray[np.float64], *, cost: float
 ) -> tuple[npt.NDArray[np.float64], int]:
-    """Return the bar-by-bar equity of acting on ``actions`` at the next bar's open, and the
-    number of round trips: long while the action is BUY (+1), flat otherwise, paying ``cost``
-    (fee + slippage) per unit traded. The position decided on bar ``i`` is held from bar
-    ``i + 1``'s open; equity is marked at each close.
+    """Return the equity of acting on ``actions`` at the next bar's open, bar by bar (marked
+    at each bar's open), and the number of trades, with the backtest gate's own kernel
+    (:func:`~alphaops.gates.backtest.simulate`): long while the action is BUY (+1), flat
+    otherwise, paying ``cost`` (fee + slippage) per unit traded. The position decided on bar
+    ``i`` is held from bar ``i + 1``'s open to bar ``i + 2``'s.
 
-    >>> eq, trips = equity_of(np.array([1, 1, 0, 0]), np.array([10., 10, 11, 12]),
-    ...                       np.array([10., 11, 12, 12]), cost=0.0)
-    >>> eq.round(3).tolist(), trips
-    ([1.0, 1.1, 1.2, 1.2], 1)
+    >>> eq, trades = equity_of(np.array([1, 1, 0, 0]), np.array([10., 10, 11, 12]), cost=0.0)
+    >>> eq.round(3).tolist(), trades
+    ([1.0, 1.0, 1.1, 1.2], 1)
     """
-    n = len(actions)
-    equity = np.ones(n)
-    cash, qty, trips = 1.0, 0.0, 0
-    for i in range(n):
-        if i > 0:
-            want = actions[i - 1] == 1
-            if want and qty == 0.0:
-                qty = cash * (1 - cost) / opens[i]
-                cash = 0.0
-            elif not want and qty > 0.0:
-                cash = qty * opens[i] * (1 - cost)
-                qty = 0.0
-                trips += 1
-        equity[i] = cash + qty * closes[i]
-    return equity, trips
+    from alphaops.gates.backtest import simulate
+
+    held = np.concatenate([[0.0], (np.asarray(actions)[:-1] == 1).astype(np.float64)])
+    result = simulate(opens, held, cost=cost, periods_per_year=1.0)
+    equity = np.concatenate([[1.0], result.equity])
+    return np.asarray(equity, dtype=np.float64), int(result.metrics["trades"])
 
 
 class _Model:
@@ -492,18 +480,17 @@ def _result(m: _Model, registry: Any, start: datetime, end: datetime, cost: floa
     stamps = m.candles.timestamps_ms
     inside = (stamps >= _ms(start)) & (stamps < _ms(end))
     opens = frame["open"].to_numpy(np.float64)[inside]
-    closes = frame["close"].to_numpy(np.float64)[inside]
     window = stamps[inside]
     served = np.array([m.actions.get(int(t), 0) for t in window], dtype=np.int64)
-    equity, trips = equity_of(served, opens, closes, cost=cost)
-    hold = closes / opens[0] * (1 - cost)
+    equity, trips = equity_of(served, opens, cost=cost)
+    hold, _ = equity_of(np.ones(len(window), dtype=np.int64), opens, cost=cost)
     first = _first_champion(m, registry)
     baseline = None
     if first is not None:
         scores = BundlePredictor.from_registry(registry, first).score(m.candles)
         actions = dict(zip(scores.timestamps_ms.tolist(), scores.actions.tolist(), strict=True))
         chosen = np.array([actions.get(int(t), 0) for t in window], dtype=np.int64)
-        baseline, _ = equity_of(chosen, opens, closes, cost=cost)
+        baseline, _ = equity_of(chosen, opens, cost=cost)
     return ModelReplay(m.key, window, equity, baseline, hold, dict(m.served), trips, m.gap_bars)
 
 
