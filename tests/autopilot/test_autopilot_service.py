@@ -226,3 +226,21 @@ def test_a_check_that_fails_is_reported_and_retried_never_silent(config: AlphaOp
     with open_registry(AlphaOpsHome(Path(config.home)), create=False) as registry:
         (run,) = AutopilotLog(registry).runs()
     assert run.state == "failed"
+
+
+def test_sigterm_stops_a_replay_cleanly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alphaops", "--home", str(home), "replay", "--sample"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for_step(home, "gated", process, timeout=180)  # the replay is under way
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert "the replay was stopped" in err

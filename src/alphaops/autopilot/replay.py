@@ -358,6 +358,7 @@ def replay_lifecycle(
     clock = [start]
     began = time.perf_counter()
     registry = open_configured_registry(config)
+    models: list[_Model] = []
     try:
         known = set(registry.list_models())
         taken = sorted(str(m.key) for m in policy.models if m.key in known)
@@ -383,7 +384,6 @@ def replay_lifecycle(
         replay = _Replay(
             pilot, journal, source, fee=fee, slippage=slippage, min_predictions=min_predictions
         )
-        models = []
         for model in policy.models:
             candles = source.load(model.key.symbol, model.job.timeframe)
             models.append(_Model(replay, model, candles))
@@ -435,10 +435,10 @@ def replay_lifecycle(
                 progress(len(timeline), len(timeline))
         result = [_result(m, registry, start, end, fee + slippage) for m in models]
         runs = [r for r in pilot.log.runs() if start <= r.started < end]
-        for m in models:
+    finally:
+        for m in models:  # stopped or not: the predictors' helper processes end with it
             if m.live is not None:
                 m.live.close()
-    finally:
         registry.close()
     counts = Counter(r.state for r in runs)
     promotions = counts.get("promoted", 0) + replay.moves["live"]
