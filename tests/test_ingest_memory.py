@@ -171,11 +171,13 @@ def test_block_validation_counts_gaps_and_sessions_alike(
 @pytest.mark.parametrize(
     ("steps", "coarser"),
     [
-        ([1, 1, 3, 3], True),  # median (1 + 3) / 2 bars = 2 > 1
-        ([1, 1, 1, 3], False),
-        ([1, 1, 3, 3, 3], True),
-        ([1, 1, 1, 3, 3], False),
-        ([1, 2, 1, 2], True),  # median 1.5 bars
+        ([1, 1, 3, 3] * 2, True),  # median (1 + 3) / 2 bars = 2 > 1
+        ([1, 1, 1, 3] * 2, False),
+        ([1, 1, 3, 3, 3] * 2, True),
+        ([1, 1, 1, 3, 3] * 2, False),
+        ([1, 2, 1, 2] * 2, True),  # median 1.5 bars
+        ([1, 3], False),  # two steps (a weekend in a short window) are too few to judge
+        ([3, 3, 3, 3, 3, 3, 3], False),  # seven steps: still too few
     ],
 )
 def test_coarser_than_declared_is_decided_by_the_median_step(

@@ -67,6 +67,10 @@ TIMESTAMP_DTYPE = "datetime64[ms, UTC]"
 _WEEK_ORIGIN = pd.Timestamp("1970-01-05", tz="UTC")
 
 
+_MIN_STEPS_TO_JUDGE = 8
+"""Consecutive steps needed before the median step can say the data is coarser than declared."""
+
+
 def validate_frame(
     frame: pd.DataFrame,
     *,
@@ -169,7 +173,9 @@ def validate_frame(
     # Coarser than declared: most candles are several bars apart (1h data declared 5m would
     # otherwise be stored as 5m candles full of gaps). Weekends and holidays of a trading
     # calendar leave most steps at one bar, so they do not trip this.
-    coarser = scan.positive >= 2 and scan.median_beyond_step(step_ms) is not False
+    # A median of a handful of steps says nothing (Friday to Monday is 3 days): judge it
+    # only from enough steps.
+    coarser = scan.positive >= _MIN_STEPS_TO_JUDGE and scan.median_beyond_step(step_ms) is not False
     if coarser:  # rare: the median itself, from every positive step
         diffs = np.diff(values)
         median = float(np.median(diffs[diffs > 0]))
