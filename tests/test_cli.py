@@ -191,6 +191,27 @@ def test_usage_errors_exit_1_never_the_gate_failure_code_2(
     assert code == 1
 
 
+def test_ctrl_c_inside_a_command_exits_130_and_says_interrupted(
+    tmp_path: Path,
+    btc_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Typer turns a KeyboardInterrupt into a returned 130; the CLI still has to say so.
+    import alphaops.services.data as data_service
+
+    run(capsys, "--home", str(tmp_path), "data", "import", str(btc_file))
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data_service, "list_data", interrupted)
+    code, out, err = run(capsys, "--home", str(tmp_path), "data", "list")
+    assert code == 130
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert "Traceback" not in err + out
+
+
 def test_dataset_build_from_the_store(
     tmp_path: Path, btc_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -55,6 +55,7 @@ __all__ = ["app", "main", "run"]
 
 log = logging.getLogger(__name__)
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")  # a database URL's password is never logged
+_INTERRUPTED = 130  # 128 + SIGINT: the exit code of a run stopped by Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -205,10 +206,9 @@ def _invoke(args: list[str]) -> int:
         _render_error(exc, wants_json)
         return exc.exit_code
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        return _interrupted() if exc.exit_code == _INTERRUPTED else int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        Console(file=sys.stderr).print("[yellow]interrupted[/]")
-        return 130
+        return _interrupted()
     except typer.TyperException as exc:
         # Usage errors: click would exit with 2, which alphaops reserves for failed gates.
         show = getattr(exc, "show", None)
@@ -217,7 +217,15 @@ def _invoke(args: list[str]) -> int:
         else:
             Console(file=sys.stderr).print(str(exc), markup=False)
         return 1
-    return result if isinstance(result, int) else 0
+    # Typer turns a KeyboardInterrupt into Exit(130) and, outside standalone mode, returns that
+    # code instead of raising: 130 is only ever an interrupt here (no command exits with it).
+    code = result if isinstance(result, int) else 0
+    return _interrupted() if code == _INTERRUPTED else code
+
+
+def _interrupted() -> int:
+    Console(file=sys.stderr).print("[yellow]interrupted[/]")
+    return _INTERRUPTED
 
 
 def _render_error(exc: AlphaOpsError, wants_json: bool) -> None:
