@@ -122,11 +122,14 @@ def test_gate_runs_and_attachments_cannot_be_edited_even_behind_the_api(
     _record(registry, version, passed=False)
     public = {n for n in dir(registry) if not n.startswith("_") and "gate" in n}
     assert public == {
+        "gate_policy",
+        "gate_policy_history",
         "gate_runs",
         "gate_verdicts",
         "latest_gates",
         "read_gate_attachment",
         "record_gates",
+        "set_gate_policy",
     }
     for statement in (
         "UPDATE gate_runs SET passed = true",
@@ -206,4 +209,4 @@ def test_a_registry_at_the_first_revision_is_migrated_to_gate_runs(
         assert _record(reg, version).passed
         with reg.database.read() as conn:
             revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert revision == HEAD_REVISION == "0006"
+        assert revision == HEAD_REVISION == "0007"

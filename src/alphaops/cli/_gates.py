@@ -36,14 +36,25 @@ WindowOpt = Annotated[
     ),
 ]
 PolicyOpt = Annotated[
-    Path | None, typer.Option("--policy", help="YAML/JSON gate policy (defaults otherwise).")
+    Path | None,
+    typer.Option(
+        "--policy",
+        help="YAML/JSON gate policy (default: the registry's policy). A run under another "
+        "policy is recorded but does not clear the version for live traffic.",
+    ),
 ]
 
+policy_app = typer.Typer(
+    help="The registry's gate policy: the one a passed run must be judged under to clear.",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
 
-def _policy(path: Path | None) -> GatePolicy:
+
+def _policy(path: Path | None) -> GatePolicy | None:
     from alphaops.gates import GatePolicy
 
-    return GatePolicy.from_file(path) if path is not None else GatePolicy()
+    return GatePolicy.from_file(path) if path is not None else None
 
 
 def _outcome_table(outcome: GateOutcome) -> Table:
@@ -111,6 +122,9 @@ def run(
         cli.print_json(
             record.model_dump(mode="json")
             | {
+                "cleared": summary.cleared,
+                "clearance": summary.clearance,
+                "policy_in_force": summary.policy_in_force,
                 "reports": {k: str(v) for k, v in summary.reports.items()},
                 "gate_run": {
                     "id": summary.recorded.run_id,
@@ -131,6 +145,14 @@ def _print_run(cli: CliContext, summary: svc.GateRunSummary) -> None:
         cli.console.print(_outcome_table(outcome))
     verdict = "[green]PASS[/]" if record.passed else "[red]FAIL[/]"
     cli.console.print(f"{record.ref}: {verdict}  champion: {record.champion or 'none'}")
+    if not summary.policy_in_force:
+        cli.console.print(
+            "[yellow]judged under a policy other than the registry's[/] "
+            f"({record.policy_hash[:12]}…): this run does not clear it for live traffic",
+            highlight=False,
+        )
+    cleared = "[green]yes[/]" if summary.cleared else f"[red]no[/] — {summary.clearance}"
+    cli.console.print(f"cleared for live traffic: {cleared}", highlight=False)
     for path in summary.reports.values():
         cli.console.print(f"report: {path}")
     cli.console.print(
@@ -198,3 +220,78 @@ def scoreboard_table(board: Scoreboard) -> Records:
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
+
+
+@policy_app.command("show")
+def policy_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Print the gate policy in force, its hash, and who set it when and why."""
+    import yaml
+
+    from alphaops.gates import GatePolicy
+    from alphaops.services import gates as svc
+
+    cli = get_context(ctx)
+    history = svc.gate_policy_history(cli.config)
+    current = history[-1] if history else None
+    document = GatePolicy().to_dict() if current is None else current.document
+    policy_hash = GatePolicy().policy_hash if current is None else current.policy_hash
+    where = (
+        "alphaops defaults (no gate run recorded yet: the first one sets them)"
+        if current is None
+        else f"set {current.created_at:%Y-%m-%d %H:%M} UTC by {current.actor}: {current.reason}"
+    )
+    if as_json:
+        cli.print_json({"policy_hash": policy_hash, "set": where, "policy": document})
+        return
+    cli.console.print(f"policy {policy_hash[:16]}…  {where}", highlight=False, soft_wrap=True)
+    cli.console.print(yaml.safe_dump(document, sort_keys=False).rstrip(), markup=False)
+
+
+@policy_app.command("set")
+def policy_set(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="YAML/JSON gate policy (missing keys: defaults).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the gates change (required).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a policy file the registry's gate policy (versions must be gated under it again)."""
+    from alphaops.gates import GatePolicy
+    from alphaops.services import gates as svc
+
+    cli = get_context(ctx)
+    record = svc.set_gate_policy(cli.config, GatePolicy.from_file(path), reason=reason)
+    if as_json:
+        cli.print_json({"policy_hash": record.policy_hash, "reason": record.reason})
+        return
+    cli.console.print(
+        f"gate policy {record.policy_hash[:16]}… in force; versions gated under an earlier "
+        "policy must be gated again before they can go live",
+        highlight=False,
+    )
+
+
+@policy_app.command("history")
+def policy_history(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List every setting of the gate policy, oldest first (the last is in force)."""
+    from alphaops.services import gates as svc
+
+    cli = get_context(ctx)
+    history = svc.gate_policy_history(cli.config)
+    if as_json:
+        cli.print_json(
+            [
+                {
+                    "policy_hash": r.policy_hash,
+                    "set_at": r.created_at.isoformat(),
+                    "actor": r.actor,
+                    "host": r.host,
+                    "reason": r.reason,
+                }
+                for r in history
+            ]
+        )
+        return
+    table = Records(("set at", "policy", "by", "reason"), wrap={"reason"})
+    for r in history:
+        table.add_row(f"{r.created_at:%Y-%m-%d %H:%M}", r.policy_hash[:12], r.actor, r.reason)
+    print_records(cli.console, table)

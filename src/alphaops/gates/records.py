@@ -37,9 +37,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from alphaops.core.errors import IntegrityError, NotFoundError
+from alphaops._version import __version__
+from alphaops.core.errors import IntegrityError, NotFoundError, SpecError
+from alphaops.gates.policy import GatePolicy
 from alphaops.gates.results import GateOutcome
 from alphaops.registry import (
+    GatePolicyRecord,
     GateRun,
     ModelKey,
     ModelRef,
@@ -49,7 +52,15 @@ from alphaops.registry import (
 )
 from alphaops.registry.manifest import GateResult
 
-__all__ = ["GateClearance", "GateRecord", "GateRecordStore", "ensure_gates_passed", "record_of"]
+__all__ = [
+    "GateClearance",
+    "GateRecord",
+    "GateRecordStore",
+    "ensure_gates_passed",
+    "ensure_policy",
+    "policy_of",
+    "record_of",
+]
 
 
 class GateRecord(BaseModel):
@@ -117,6 +128,7 @@ class GateRecordStore:
         The registry refuses a record whose manifest sha256 is not the version's
         (``IntegrityError``) and a version that does not exist (``NotFoundError``).
         """
+        ensure_policy(self.registry)
         names = tuple(sorted({*record.reports, *(attachments or {})}))
         final = record.model_copy(update={"reports": names})
         return self.registry.record_gates(
@@ -148,6 +160,52 @@ class GateRecordStore:
                 ref=name_of,
             )
         return self.registry.read_gate_attachment(run, name)
+
+
+DEFAULT_POLICY_REASON = "alphaops default gate policy"
+"""How a policy row set by alphaops itself (not by a person) begins its reason."""
+
+
+def ensure_policy(registry: Registry) -> GatePolicy:
+    """Return the registry's gate policy in force, setting the defaults when it has none.
+
+    The first gate run recorded in a registry fixes its policy to :class:`GatePolicy`'s
+    defaults (not to whatever file that run used), so a lenient ``--policy`` can never become
+    the bar by being first; change it with ``alphaops gate policy set FILE --reason``.
+    A policy alphaops set follows the defaults of the alphaops running; a policy a person
+    set keeps its values, and settings added since are completed with their defaults. Each
+    such change is a new row of the policy history, with its reason.
+    """
+    current = registry.gate_policy()
+    defaults = GatePolicy()
+    if current is None or (
+        current.reason.startswith(DEFAULT_POLICY_REASON)
+        and current.policy_hash != defaults.policy_hash
+    ):
+        current = registry.set_gate_policy(
+            defaults.to_dict(), reason=f"{DEFAULT_POLICY_REASON} of alphaops {__version__}"
+        )
+    policy = policy_of(current)
+    if policy.policy_hash != current.policy_hash:  # settings added since it was set
+        current = registry.set_gate_policy(
+            policy.to_dict(),
+            reason=f"{current.reason} [completed with the defaults of alphaops {__version__}]",
+        )
+    return policy
+
+
+def policy_of(record: GatePolicyRecord) -> GatePolicy:
+    """Return the :class:`GatePolicy` a registry policy row holds (``IntegrityError`` if its
+    document no longer reads as one, e.g. written by a newer alphaops)."""
+    try:
+        return GatePolicy.from_dict(record.document)
+    except (SpecError, ValidationError) as exc:
+        raise IntegrityError(
+            f"the registry's gate policy {record.policy_hash[:12]}… is not a gate policy this "
+            f"alphaops can read ({exc})",
+            fix="upgrade alphaops, or set a policy it reads: alphaops gate policy set FILE "
+            "--reason '…'",
+        ) from exc
 
 
 def record_of(run: GateRun) -> GateRecord:

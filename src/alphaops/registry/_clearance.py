@@ -1,9 +1,10 @@
 """Gate clearance, judged by the registry itself from its own append-only gate log.
 
 A version is *cleared* for live traffic when the newest gate run recorded for it passed,
-judged exactly its manifest (its sha256), and evaluated it on bars after its training data
-(the manifest's ``data.end``, which covers the early-stopping window too): a gate run on data
-the model was fitted on proves nothing. The registry checks this inside the transaction
+judged exactly its manifest (its sha256), was judged under the registry's gate policy in force
+(its hash; a lenient ``--policy`` file proves nothing), and evaluated it on bars after its
+training data (the manifest's ``data.end``, which covers the early-stopping window too): a gate
+run on data the model was fitted on proves nothing. The registry checks this inside the transaction
 that moves ``champion`` (``promote``) or takes a rollout live, so no caller (library, CLI, a
 bot, a service) can skip it, and a bot never imports the gates to know it. ``force`` with a
 reason turns a refusal into a clearance whose audit reason says it was forced and why.
@@ -38,15 +39,22 @@ def _version_column(column: Any, label: str) -> Any:
     return select(column).where(*_of_version(schema.versions)).scalar_subquery().label(label)
 
 
-# One statement on the pass path: the newest run's verdict and window beside the version's
-# manifest (its sha256, and the text for the end of its training data).
+# One statement on the pass path: the newest run's verdict, window and policy beside the
+# version's manifest (its sha256, and the text for the end of its training data) and the
+# registry's gate policy in force.
 _NEWEST_RUN = (
     select(
         schema.gate_runs.c.id,
         schema.gate_runs.c.passed,
         schema.gate_runs.c.manifest_sha256,
         schema.gate_runs.c.run_id,
+        schema.gate_runs.c.policy_hash,
         schema.gate_runs.c.document["window_start"].as_string().label("window_start"),
+        select(schema.gate_policies.c.policy_hash)
+        .order_by(schema.gate_policies.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("required_policy"),
         _version_column(schema.versions.c.manifest_sha256, "current_manifest"),
         _version_column(schema.versions.c.manifest, "manifest"),
     )
@@ -97,15 +105,18 @@ def judge_clearance(
     newest: Mapping[str, Any] | None,
     *,
     trained_until: datetime | None = None,
+    required_policy: str | None = None,
     force: bool = False,
     reason: str | None = None,
 ) -> Clearance:
     """Judge clearance from the newest gate run (``None``: the gates never ran).
 
-    ``newest`` holds ``passed``, ``manifest_sha256``, ``run_id``, ``document`` and
-    ``window_start`` (ISO time of the first evaluated bar). With ``trained_until`` (the end of
-    the version's training data) a window starting at or before it is in-sample and not
-    cleared, as is a run that names no window.
+    ``newest`` holds ``passed``, ``manifest_sha256``, ``run_id``, ``document``,
+    ``window_start`` (ISO time of the first evaluated bar) and ``policy_hash``. With
+    ``trained_until`` (the end of the version's training data) a window starting at or before
+    it is in-sample and not cleared, as is a run that names no window. With
+    ``required_policy`` (the hash of the registry's gate policy in force) a run judged under
+    any other policy does not clear.
 
     Raise :class:`GateFailedError` (exit 2) when not cleared and not forced, and
     :class:`UsageError` when forced without a reason.
@@ -132,6 +143,13 @@ def judge_clearance(
     elif not newest["passed"]:
         failed = failed_checks_of(newest.get("document") or {})
         why = "gates failed: " + (", ".join(failed) or "see the gate report")
+    elif required_policy is not None and newest.get("policy_hash") != required_policy:
+        used = newest.get("policy_hash")
+        shown = f"{str(used)[:12]}…" if used else "none recorded"
+        why = (
+            f"its gates passed under policy {shown}, not the registry's gate policy "
+            f"{required_policy[:12]}… (see 'alphaops gate policy show')"
+        )
     elif trained_until is not None and (in_sample := _in_sample(newest, trained_until)):
         why = in_sample
     else:
@@ -188,6 +206,7 @@ def clearance_in(
         "run_id": row.run_id,
         "document": {},
         "window_start": row.window_start,
+        "policy_hash": row.policy_hash,
     }
     if not row.passed:  # only a refusal reads the document, to name the failed checks
         document = conn.execute(_DOCUMENT, {"k_id": row.id}).scalar()
@@ -199,6 +218,7 @@ def clearance_in(
         str(row.current_manifest),
         newest,
         trained_until=_trained_until(row.manifest),
+        required_policy=row.required_policy,
         force=force,
         reason=reason,
     )

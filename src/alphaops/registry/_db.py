@@ -25,7 +25,7 @@ from alphaops.core.errors import ExternalServiceError, UsageError, VersionConfli
 __all__ = ["HEAD_REVISION", "Database", "RetryPolicy", "as_utc", "database_url_for"]
 
 # The newest Alembic revision in ``migrations/versions`` (a test checks it matches).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 _PG_MIGRATION_LOCK = 7_240_001
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

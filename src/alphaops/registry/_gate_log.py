@@ -21,11 +21,18 @@ from sqlalchemy import Connection, Row, func, insert, select
 from alphaops._version import __version__
 from alphaops.core.errors import IntegrityError, NotFoundError, UsageError
 from alphaops.core.names import validate_name
+from alphaops.core.specs import canonical_json, sha256_hex
 from alphaops.registry import _schema as t
 from alphaops.registry._artifacts import ArtifactStore
 from alphaops.registry._db import Database, as_utc
 from alphaops.registry._moves import _is, _now
-from alphaops.registry._types import GateAttachment, GateRun, ModelVersion, VersionStatus
+from alphaops.registry._types import (
+    GateAttachment,
+    GatePolicyRecord,
+    GateRun,
+    ModelVersion,
+    VersionStatus,
+)
 from alphaops.registry.bundle import sha256_bytes
 from alphaops.registry.refs import ModelKey, ModelRef, parse_key
 
@@ -184,6 +191,63 @@ class GateLog:
             rows = conn.execute(query).all()
         return {f"{r.symbol}/{r.model_type}/{r.version}": bool(r.passed) for r in rows}
 
+    def set_gate_policy(
+        self, document: Mapping[str, Any], *, reason: str, actor: str | None = None
+    ) -> GatePolicyRecord:
+        """Make ``document`` the gate policy a passed run must be judged under; return it.
+
+        The hash is the sha256 of the policy's canonical JSON (what the gates record on each
+        run). Every change is a new append-only row with who, where, when and ``reason``
+        (required); setting the policy already in force changes nothing and returns it.
+        Gate runs recorded under an earlier policy stay in the log but no longer clear a
+        version: gate it again under the policy in force.
+        """
+        if not (reason and reason.strip()):
+            raise UsageError(
+                "setting the registry's gate policy needs a reason",
+                fix="pass --reason 'why the gates change' (kept in the policy history)",
+            )
+        stored = _plain_json(document, "the gate policy")
+        policy_hash = sha256_hex(canonical_json(stored))
+        with self.database.write() as conn:
+            current = self._policy_in(conn)
+            if current is not None and current.policy_hash == policy_hash:
+                return current
+            conn.execute(
+                insert(t.gate_policies).values(
+                    policy_hash=policy_hash,
+                    document=stored,
+                    created_at=_now(),
+                    actor=(actor or self.actor)[:128],
+                    host=self.host[:255],
+                    reason=reason.strip(),
+                )
+            )
+            found = self._policy_in(conn)
+        assert found is not None
+        return found
+
+    def gate_policy(self) -> GatePolicyRecord | None:
+        """Return the gate policy in force, or ``None`` when none was ever set.
+
+        The gates set their default policy on the first run they record, so a registry
+        whose gates ran always has one.
+        """
+        with self.database.read() as conn:
+            return self._policy_in(conn)
+
+    def gate_policy_history(self) -> list[GatePolicyRecord]:
+        """Return every setting of the gate policy, oldest first."""
+        with self.database.read() as conn:
+            rows = conn.execute(select(t.gate_policies).order_by(t.gate_policies.c.id)).all()
+        return [_to_policy(r) for r in rows]
+
+    def _policy_in(self, conn: Connection) -> GatePolicyRecord | None:
+        row = conn.execute(
+            select(t.gate_policies).order_by(t.gate_policies.c.id.desc()).limit(1)
+        ).first()
+        return None if row is None else _to_policy(row)
+
     def read_gate_attachment(self, run: GateRun, name: str) -> bytes:
         """Return an attached report, verified against its recorded sha256 and size."""
         attached = run.attachment(name)
@@ -245,6 +309,21 @@ class GateLog:
             ),
             attachments=attachments,
         )
+
+
+def _to_policy(row: Row[Any]) -> GatePolicyRecord:
+    document = row.document
+    if isinstance(document, str):  # a driver that hands JSON back as text
+        document = json.loads(document)
+    return GatePolicyRecord(
+        id=int(row.id),
+        policy_hash=row.policy_hash,
+        document=dict(document),
+        created_at=as_utc(row.created_at),
+        actor=row.actor,
+        host=row.host,
+        reason=row.reason,
+    )
 
 
 def _check_manifest(ref: str, judged: str, actual: str) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "aliases",
     "audit_log",
     "gate_attachments",
+    "gate_policies",
     "gate_runs",
     "metadata",
     "models",
@@ -140,6 +141,20 @@ gate_runs = Table(
         name="fk_gate_runs_version",
     ),
     Index("ix_gate_runs_version", "symbol", "model_type", "version", "id"),
+)
+
+# Append-only: the gate policy a passed run must have been judged under to clear a version;
+# the newest row is in force (migration 0007).
+gate_policies = Table(
+    "gate_policies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("policy_hash", String(64), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("reason", Text, nullable=False),
 )
 
 gate_attachments = Table(

@@ -18,6 +18,7 @@ __all__ = [
     "AnyVersion",
     "AuditRecord",
     "GateAttachment",
+    "GatePolicyRecord",
     "GateRun",
     "ModelVersion",
     "VersionStatus",
@@ -130,6 +131,24 @@ class GateAttachment:
     name: str
     sha256: str
     size_bytes: int
+
+
+@dataclass(frozen=True)
+class GatePolicyRecord:
+    """One setting of the registry's gate policy (append-only; the newest is in force).
+
+    A version is cleared for live traffic only by a passed gate run judged under the policy
+    in force (its ``policy_hash``): a run under a more lenient policy file is kept, not honoured.
+    """
+
+    id: int
+    policy_hash: str
+    """sha256 of the policy's canonical JSON, as the gates record it on every run."""
+    document: dict[str, Any] = field(repr=False, compare=False)
+    created_at: datetime
+    actor: str
+    host: str
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,13 @@ from alphaops.core.home import AlphaOpsHome
 from alphaops.core.names import normalize_symbol
 from alphaops.data.candles import Candles
 from alphaops.gates import BundlePredictor, GateOutcome, GatePolicy
-from alphaops.gates.records import GateClearance, GateRecordStore, ensure_gates_passed
+from alphaops.gates.records import (
+    GateClearance,
+    GateRecordStore,
+    ensure_gates_passed,
+    ensure_policy,
+    policy_of,
+)
 from alphaops.gates.report import render_html, render_markdown, report_name
 from alphaops.gates.runner import GateRun, evaluation_candles, run_gates, run_quality
 from alphaops.gates.scoreboard import (
@@ -29,8 +35,8 @@ from alphaops.gates.scoreboard import (
     build_scoreboard,
     render_scoreboard,
 )
+from alphaops.registry import GatePolicyRecord, ModelVersion, Registry
 from alphaops.registry import GateRun as RecordedGateRun
-from alphaops.registry import ModelVersion, Registry
 from alphaops.registry.refs import CHALLENGER, CHAMPION
 from alphaops.services._common import open_configured_registry
 from alphaops.services.data import open_store
@@ -38,11 +44,13 @@ from alphaops.services.data import open_store
 __all__ = [
     "GateRunSummary",
     "check_promotion",
+    "gate_policy_history",
     "gate_quality",
     "gate_run",
     "parse_window",
     "safety_dir",
     "scoreboard",
+    "set_gate_policy",
 ]
 
 AUTO = "auto"
@@ -104,6 +112,7 @@ def gate_quality(
     with open_configured_registry(config, create=False) as registry:
         version = registry.resolve(ref)
         predictor = BundlePredictor(registry.load(version.ref))
+        policy = policy or _read_policy(registry)
     outcome, _ = run_quality(
         predictor,
         candles if candles is not None else _candles(config, version),
@@ -122,6 +131,12 @@ class GateRunSummary:
     run: GateRun
     recorded: RecordedGateRun
     reports: dict[str, Path]
+    cleared: bool
+    """Whether this run clears the version for live traffic (promotion, a live rollout)."""
+    clearance: str
+    """``gates passed``, or why the run does not clear it (failed, another policy, in-sample)."""
+    policy_in_force: bool
+    """Whether the run was judged under the registry's gate policy in force."""
 
     @property
     def passed(self) -> bool:
@@ -141,10 +156,14 @@ def gate_run(
     """Run every gate on ``ref``, record the result for the version, write and attach reports.
 
     ``champion`` is a reference, ``"auto"`` (the key's current champion unless that is the
-    candidate itself) or ``None`` (absolute thresholds only).
+    candidate itself) or ``None`` (absolute thresholds only). Without ``policy`` the gates
+    judge under the registry's gate policy in force (its defaults on the first run); a run
+    under another policy is recorded, but does not clear the version for live traffic.
     """
     start, end = parse_window(window)
     with open_configured_registry(config, create=False) as registry:
+        in_force = ensure_policy(registry)
+        policy = policy or in_force
         version = registry.resolve(ref)
         predictor = BundlePredictor(registry.load(version.ref))
         champion_version = _champion(registry, version, champion)
@@ -176,7 +195,36 @@ def gate_run(
             run.record,
             {reports["md"].name: markdown.encode(), reports["html"].name: page.encode()},
         )
-    return GateRunSummary(version, run, recorded, reports)
+        # Forced only to be told why not instead of raising: nothing moves, nothing is audited.
+        judged = registry.clearance(version.ref, force=True, reason="gate run")
+    return GateRunSummary(
+        version,
+        run,
+        recorded,
+        reports,
+        cleared=judged.passed,
+        clearance=judged.why,
+        policy_in_force=policy.policy_hash == in_force.policy_hash,
+    )
+
+
+def _read_policy(registry: Registry) -> GatePolicy:
+    # Read-only: the policy in force, or the defaults a first gate run would set.
+    current = registry.gate_policy()
+    return GatePolicy() if current is None else policy_of(current)
+
+
+def set_gate_policy(config: AlphaOpsConfig, policy: GatePolicy, *, reason: str) -> GatePolicyRecord:
+    """Make ``policy`` the registry's gate policy in force (audited with ``reason``)."""
+    with open_configured_registry(config, create=False) as registry:
+        return registry.set_gate_policy(policy.to_dict(), reason=reason)
+
+
+def gate_policy_history(config: AlphaOpsConfig) -> list[GatePolicyRecord]:
+    """Return every setting of the registry's gate policy, oldest first (the newest is in
+    force); empty when the gates never ran and nobody set one (the defaults then apply)."""
+    with open_configured_registry(config, create=False) as registry:
+        return registry.gate_policy_history()
 
 
 def _champion(
@@ -229,7 +277,6 @@ def scoreboard(
     Shown per model type: the champion, the challenger and the newest ``per_model``
     candidates. The window defaults to the last ``bars`` bars of the data.
     """
-    policy = policy or GatePolicy()
     start, end = parse_window(window)
     entries: list[ScoreboardEntry] = []
     symbol = normalize_symbol(symbol)
@@ -255,6 +302,7 @@ def scoreboard(
                 newest = v.version in [x.version for x in versions[-per_model:]]
                 if role != "candidate" or newest:
                     chosen.append((v, role))
+        policy = policy or _read_policy(registry)
         predictors = {v.ref: BundlePredictor(registry.load(v.ref)) for v, _ in chosen}
         store = GateRecordStore(registry)
         records = {v.ref: store.latest(v) for v, _ in chosen}
