@@ -149,6 +149,32 @@ def test_doctor_with_zero_grace_between_a_status_read_and_the_ready_write_fails_
     doctor.close()
 
 
+def test_a_publish_whose_pending_row_doctor_failed_mid_move_is_a_version_conflict(
+    s3_location: tuple[str, str, dict[str, str]], make_bundle: Callable[..., Path]
+) -> None:
+    # Doctor (grace 0) fails the pending row and removes its files while the publisher moves
+    # them into place: the publisher must say so, not fail on the illegal 'failed' -> 'failed'.
+    publisher, doctor = _open(s3_location), _open(s3_location)
+    fs = publisher.artifacts.fs
+    move_tree = fs.move_tree
+
+    def doctor_first(source: str, target: str) -> None:
+        doctor.doctor(fix=True, grace_s=0)
+        move_tree(source, target)
+
+    fs.move_tree = doctor_first  # type: ignore[method-assign]
+    try:
+        with pytest.raises(VersionConflictError, match="left 'pending' before it could become"):
+            publisher.publish(make_bundle())
+    finally:
+        fs.move_tree = move_tree  # type: ignore[method-assign]
+    assert [v.status for v in publisher.list_versions(KEY, all_statuses=True)] == ["failed"]
+    assert publisher.publish(make_bundle()).version == 2
+    _all_ready_versions_have_their_files(publisher)
+    publisher.close()
+    doctor.close()
+
+
 def test_zero_grace_doctor_loop_beside_a_publisher_never_leaves_a_ready_version_without_files(
     s3_location: tuple[str, str, dict[str, str]], make_bundle: Callable[..., Path]
 ) -> None:
@@ -169,7 +195,9 @@ def test_zero_grace_doctor_loop_beside_a_publisher_never_leaves_a_ready_version_
         doctor.doctor(fix=True, grace_s=0)
     thread.join()
     assert len(outcomes) == len(folders)
-    assert all(isinstance(o, int) or o in ("version_conflict", "integrity_error") for o in outcomes)
+    assert all(
+        isinstance(o, int) or o in ("version_conflict", "integrity_error") for o in outcomes
+    ), outcomes
     _all_ready_versions_have_their_files(doctor)
     doctor.doctor(fix=True, grace_s=0)
     assert doctor.doctor(grace_s=0).findings == []

@@ -217,9 +217,22 @@ class Registry(RolloutStore, GateLog):
         try:
             fs.move_tree(staging, final)
             verify_bundle(fs, final, smoke_test=False, manifest_sha256=manifest_sha)
-        except BaseException:
-            self._set_status(row_id, VersionStatus.FAILED)
-            raise
+        except BaseException as exc:
+            with self.database.write() as conn:
+                current = conn.execute(
+                    select(t.versions.c.status).where(t.versions.c.id == row_id)
+                ).scalar()
+                if current == VersionStatus.PENDING.value:
+                    self._set_status_in(conn, row_id, VersionStatus.FAILED)
+            if current == VersionStatus.PENDING.value or not isinstance(exc, Exception):
+                raise
+            # 'registry doctor' failed the pending row and removed its files under us: say
+            # that, not the missing file it caused (nor an illegal 'failed' -> 'failed').
+            raise VersionConflictError(
+                f"version row {row_id} left 'pending' before it could become 'ready' "
+                "('registry doctor' fails publishes older than its --grace-s)",
+                fix="publish again; run doctor with a grace longer than a publish takes",
+            ) from exc
         with self.database.write() as conn:
             self._set_status_in(conn, row_id, VersionStatus.READY)
             gen = self._generation_in(conn)
