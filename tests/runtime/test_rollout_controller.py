@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from alphaops.core.errors import GateFailedError, NotFoundError, VersionConflictError
-from alphaops.gates.records import GateRecord, GateRecordStore
+from alphaops.gates.records import GateRecord, GateRecordStore, ensure_policy
 from alphaops.registry import Registry
 from alphaops.registry.testing import publish_cleared
 from alphaops.rollout import IllegalTransitionError, IntervalStats, Trigger, Verdict, bucket
@@ -29,6 +29,7 @@ THIN = IntervalStats(predictions=3, errors=0, latency_p99_s=0.001, agreement=0.9
 def pass_gates(registry: Registry, version: int) -> None:
     v = registry.get(KEY, version)
     now = datetime.now(UTC)
+    policy = ensure_policy(registry)  # a pass clears only under the registry's policy
     GateRecordStore(registry).save(
         GateRecord(
             symbol=v.key.symbol,
@@ -40,8 +41,8 @@ def pass_gates(registry: Registry, version: int) -> None:
             gates=(),
             window_start=now,
             window_end=now,
-            policy={},
-            policy_hash="p" * 16,
+            policy=policy.to_dict(),
+            policy_hash=policy.policy_hash,
             run_at=now,
             code_version="test",
         )
