@@ -14,6 +14,7 @@ from alphaops.features import FeatureSpec, LabelRule
 from alphaops.journal import Journal, JournalConfig
 from alphaops.registry import Registry, open_registry
 from alphaops.registry.testing import record_passing_gates
+from alphaops.scoring import ARGMAX
 from alphaops.training import TrainingJob
 from alphaops.training.executor import TrainedBundle, publish_trained, train_job
 
@@ -45,6 +46,7 @@ def trained(market: Market) -> list[TrainedBundle]:
                 symbols=("BTCUSDT",), timeframe="1h", model="lightgbm",
                 features=FeatureSpec.default(), label=LABEL,
                 params={"n_estimators": 30 + 10 * seed}, seed=seed,
+                decision=ARGMAX,  # trades on most bars: these tests follow many round trips
             ),
             {"BTCUSDT": market.train},
         )

@@ -20,6 +20,7 @@ from alphaops.journal import Journal
 from alphaops.registry import Registry, open_registry
 from alphaops.registry.testing import build_tiny_bundle, publish_cleared
 from alphaops.runtime import LivePredictor, Prediction, bars_of
+from alphaops.scoring import ARGMAX
 from alphaops.serve import ServeConfig, create_app
 from alphaops.services.gates import gate_run
 from alphaops.services.journal import drift_of
@@ -118,6 +119,7 @@ def lightgbm(market: Market) -> TrainedBundle:
         symbols=("BTCUSDT",), timeframe="1h", model="lightgbm", features=FeatureSpec.default(),
         label=LabelRule(kind="ternary", horizon=4, threshold=0.01),
         params={"n_estimators": 40}, seed=1,
+        decision=ARGMAX,  # trades on most bars: the metrics follow many journaled trades
     )  # fmt: skip
     return train_job(job, {"BTCUSDT": market.train})
 

@@ -133,6 +133,7 @@ def show(ctx: typer.Context, ref: str, as_json: JsonOpt = False) -> None:
         f"created {v.created_at.isoformat()} by {v.created_by}; at {v.location}",
         f"input {m.input.kind} {m.input.shape}; features {', '.join(f.name for f in m.features)}",
         f"label {m.label.rule} h={m.label.horizon} classes {m.label.class_order}",
+        f"decision {_decision_line(m)}",
         f"data {m.data.timeframe} {m.data.start.isoformat()} → {m.data.end.isoformat()} "
         f"fingerprint {m.data.fingerprint[:12]}",
         f"seed {m.seed}; code {m.code_version}; metrics {m.metrics}",
@@ -144,6 +145,17 @@ def show(ctx: typer.Context, ref: str, as_json: JsonOpt = False) -> None:
     for f in m.files:
         table.add_row(f.path, str(f.size), f.sha256[:16])
     cli.console.print(table)
+
+
+def _decision_line(manifest: Any) -> str:
+    # How the version turns probabilities into positions (argmax for bundles without a rule).
+    from alphaops.core.errors import AlphaOpsError
+    from alphaops.scoring import decision_rule_of
+
+    try:
+        return decision_rule_of(manifest).describe()
+    except AlphaOpsError as exc:
+        return f"unusable ({exc.message})"
 
 
 def _gates_line(shown: svc.ShownVersion) -> str:

@@ -32,7 +32,7 @@ from alphaops.core.errors import CancelledError, UsageError
 
 if TYPE_CHECKING:  # imported in the commands: `alphaops -h` must not load pandas or torch
     from alphaops.services.training import TrainingSummary
-    from alphaops.training import ProgressUpdate
+    from alphaops.training import ProgressUpdate, TrainingJob
     from alphaops.training.compare import Comparison
     from alphaops.training.fanout import JobOutcome
 
@@ -77,7 +77,21 @@ def train(
     model: Annotated[str, typer.Option(help=f"Model: {', '.join(MODEL_FAMILIES)}.")] = "lightgbm",
     timeframe: Annotated[str, typer.Option(help="Candle timeframe.")] = "1h",
     horizon: Annotated[int, typer.Option(help="Label horizon in bars.")] = 4,
-    threshold: Annotated[float, typer.Option(help="Label threshold (0.01 = 1%).")] = 0.01,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Label threshold: a multiple of σ·√horizon with --label-scale volatility "
+            "(default: the balanced one, 0.4307 for ternary); a fraction with --label-scale "
+            "fixed (default 0.01 = 1%)."
+        ),
+    ] = None,
+    label_scale: Annotated[
+        str,
+        typer.Option(
+            help="volatility: the barrier follows each bar's recent volatility (classes "
+            "balanced on any market); fixed: the same return on every bar."
+        ),
+    ] = "volatility",
     kind: Annotated[str, typer.Option(help="ternary (SELL/HOLD/BUY) or binary.")] = "ternary",
     lookback: Annotated[int, typer.Option(help="Window bars (lstm, patchtst).")] = 32,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -97,6 +111,26 @@ def train(
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster address (with --executor ray).")
     ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            help="Decision rule: act only when the chosen class has at least this probability "
+            "(default 0.5 ternary, 0.55 binary; 0 = argmax)."
+        ),
+    ] = None,
+    min_hold: Annotated[
+        int | None,
+        typer.Option(
+            help="Decision rule: keep a position at least this many bars (default: "
+            "the label horizon; 0 = off)."
+        ),
+    ] = None,
+    edge_check: Annotated[
+        bool,
+        typer.Option(
+            help="Decision rule: trade only when the expected move pays the round-trip cost."
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     metrics_textfile: Annotated[
         Path | None,
@@ -130,7 +164,9 @@ def train(
             [s for s in symbols.split(",") if s.strip()],
             model,
             timeframe=timeframe,
-            label=LabelRule.from_dict({"kind": kind, "horizon": horizon, "threshold": threshold}),
+            label=LabelRule.from_options(
+                kind=kind, horizon=horizon, threshold=threshold, scale=label_scale
+            ),
             params=_parse_params(param or []),
             lookback=lookback,
             seed=seed,
@@ -138,6 +174,7 @@ def train(
             start=start,
             end=end,
         )
+    jobs = [_with_decision(j, min_confidence, min_hold, edge_check) for j in jobs]
     if metrics_textfile is not None and not metrics_textfile.parent.is_dir():
         raise UsageError(
             f"--metrics-textfile {metrics_textfile}: folder {metrics_textfile.parent} is missing",
@@ -157,6 +194,25 @@ def train(
         )
     if summary.count("failed"):
         raise typer.Exit(1)
+
+
+def _with_decision(
+    job: TrainingJob, min_confidence: float | None, min_hold: int | None, edge_check: bool
+) -> TrainingJob:
+    # The options change the job's rule (its own or the defaults) only where they are given.
+    changes: dict[str, Any] = {}
+    if min_confidence is not None:
+        changes["min_confidence"] = min_confidence
+    if min_hold is not None:
+        changes["min_hold_bars"] = min_hold
+    if not edge_check:
+        changes["min_edge_over_cost"] = 0.0
+    if not changes:
+        return job
+    from alphaops.scoring import DecisionRule
+
+    rule = DecisionRule.from_dict(job.decision_rule.to_dict() | changes)
+    return TrainingJob.from_dict(job.to_dict() | {"decision": rule.to_dict()})
 
 
 class TrainingBars:

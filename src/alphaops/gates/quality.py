@@ -37,7 +37,9 @@ def quality_figures(scores: Scores, policy: QualityPolicy | None = None) -> dict
     figures: dict[str, float] = {"rows": float(n)}
     if n == 0:
         return figures
-    actions = scores.actions
+    # The model's own output (argmax), not the decision rule's positions: a rule that stays
+    # flat most bars is intended, a model that predicts one class on most bars is degenerate.
+    actions = scores.predicted_actions
     for value, name in zip((-1, 0, 1), ACTIONS, strict=True):
         figures[f"share_{name}"] = float(np.mean(actions == value))
     confidence = scores.confidence

@@ -2,8 +2,9 @@
 
 ``manifest.json`` describes everything needed to trust and use a bundle: every file with its
 sha256 and size, the features in order with their dtypes, the input kind and shape, the label
-rule and class order, the data window and fingerprint, seed, library and code versions,
-metrics, gate results and the champion the model was trained to replace.
+rule and class order, the decision rule that turns probabilities into positions, the data
+window and fingerprint, seed, library and code versions, metrics, gate results and the
+champion the model was trained to replace.
 
 >>> schema = manifest_json_schema()
 >>> schema["title"], schema["properties"]["schema_version"]["const"]
@@ -232,6 +233,13 @@ class Manifest(_Frozen):
         None,
         description="The feature spec the features were computed with (alphaops FeatureSpec "
         "JSON); None for bundles that bring ready feature rows.",
+    )
+    decision: dict[str, Any] | None = Field(
+        None,
+        description="The decision rule that turns the probabilities into positions (alphaops "
+        "DecisionRule JSON: min_confidence, min_hold_bars, min_edge_over_cost, "
+        "round_trip_cost_bps, typical_move); None for bundles trained before rules, which "
+        "trade the argmax of every bar.",
     )
     gates: list[GateResult] = Field(default_factory=list, description="Gate results.")
     replaces: ReplacedChampion | None = Field(

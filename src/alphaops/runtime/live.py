@@ -7,6 +7,14 @@ by one reference assignment. A prediction reads the slot once, so in-flight call
 the model they started with. A version that fails verification is refused, an event is
 recorded, and the current model keeps serving.
 
+Actions follow each version's :class:`~alphaops.scoring.DecisionRule` (from its manifest;
+argmax for bundles without one) through one :class:`~alphaops.scoring.Decider` per loaded
+version, fed every bar that version scores, so a champion's live actions equal, bar for bar,
+``BundlePredictor.score(...).actions`` on the same bars from the same first bar. The decider
+of a version that becomes champion starts flat (its path is the bars it serves as champion);
+the others keep their paths while they stay loaded. A canary challenger decides only on the
+bars routed to it (and a fallback only on the bars it serves), so its path is that subset.
+
 >>> import tempfile, pathlib, numpy as np
 >>> from alphaops.registry import open_registry
 >>> from alphaops.registry.testing import build_tiny_bundle, publish_cleared
@@ -54,7 +62,16 @@ from alphaops.runtime._model import (
     fetch_verified,
 )
 from alphaops.runtime._tally import ChallengerTally
-from alphaops.scoring import ACTIONS, Bar, BarLike, FeatureSource, Rows
+from alphaops.scoring import (
+    ACTIONS,
+    Bar,
+    BarLike,
+    Decider,
+    DecisionRule,
+    FeatureSource,
+    Rows,
+    decision_rule_of,
+)
 
 if TYPE_CHECKING:
     from alphaops.registry._notify import AliasListener
@@ -158,6 +175,28 @@ class _Slot:
     # Why bots must hold (an open autopilot_hold alarm of the model): every served decision is
     # HOLD, journaled as such beside the model's probabilities, until it is acknowledged.
     hold: str | None = None
+    # One decision path per loaded version (by ref): the rule's position and holding period.
+    paths: Mapping[str, _Path] = field(default_factory=dict)
+
+
+class _Path:
+    # The decision rule of one version along the bars it scores. A second prediction for the
+    # same bar (e.g. predict_candles on an unchanged window) repeats that bar's action
+    # instead of counting the bar twice.
+    __slots__ = ("decider", "last_action", "last_ms", "lock")
+
+    def __init__(self, decider: Decider) -> None:
+        self.decider = decider
+        self.last_ms: int | None = None
+        self.last_action = 0
+        self.lock = threading.Lock()
+
+    def decide(self, probabilities: npt.NDArray[np.float32], bar_ms: int | None) -> int:
+        with self.lock:
+            if bar_ms is None or bar_ms != self.last_ms:
+                self.last_action = self.decider.update(probabilities)
+                self.last_ms = bar_ms
+            return self.last_action
 
 
 def _same_input(a: LoadedModel, b: LoadedModel) -> bool:
@@ -245,6 +284,7 @@ class LivePredictor:
         self.events: deque[RuntimeEvent] = deque(maxlen=max_events)
         self.shadow_log: deque[tuple[Prediction, Prediction]] = deque(maxlen=max_events)
         self._cache: dict[int, LoadedModel] = {}
+        self._rules: dict[str, DecisionRule] = {}
         self._refused: set[int] = set()
         self._routing: Routing | None = None
         self._follow_rollouts = follow_rollouts
@@ -283,6 +323,7 @@ class LivePredictor:
         """Return the prediction for one input row (validated: names, order, dtype, NaN).
 
         With a canary rollout, ``routing_key`` chooses champion or challenger deterministically.
+        Each call is one new bar for the decision rule (its holding period counts calls).
         """
         slot = self._slot  # one read: this call finishes on these models whatever happens
         model, role = self._route(slot, routing_key)
@@ -397,7 +438,7 @@ class LivePredictor:
                 raise self._failed(model, exc) from exc
             return self._fallback(slot, model, prepare, exc, routing_key, bar_ms)
         latency = time.perf_counter() - began
-        reference = self._champion_action(slot, batch, prepare)
+        reference = self._champion_action(slot, batch, prepare, bar_ms)
         self._tally.answer(
             model.version,
             latency,
@@ -412,6 +453,7 @@ class LivePredictor:
         slot: _Slot,
         batch: npt.NDArray[Any],
         prepare: Callable[[LoadedModel], npt.NDArray[Any]],
+        bar_ms: int | None,
     ) -> int | None:
         # What the champion would have done on a challenger-served input; None if it cannot
         # say (then that answer is left out of the agreement, never counted as an error).
@@ -420,7 +462,8 @@ class LivePredictor:
             probs = champion.run(batch if slot.shared_input else prepare(champion))[-1]
         except Exception:
             return None
-        return int(champion.class_actions[int(np.argmax(probs))])
+        # The champion decides this bar too, so its path has every bar, canary or not.
+        return self._decide(slot, champion, probs, bar_ms)
 
     def _run(
         self,
@@ -434,8 +477,7 @@ class LivePredictor:
         shadow: bool = False,
     ) -> Prediction:
         probs = model.run(batch)[-1]
-        best = int(np.argmax(probs))
-        action = int(model.class_actions[best])
+        action = self._decide(slot, model, probs, bar_ms)
         if slot.hold is not None and not shadow:
             action = 0
         probabilities = tuple(float(p) for p in probs)
@@ -465,6 +507,14 @@ class LivePredictor:
         return Prediction(
             action, probabilities, model.classes, model.version, role, model.key, decision_id
         )
+
+    def _decide(
+        self, slot: _Slot, model: LoadedModel, probs: npt.NDArray[np.float32], bar_ms: int | None
+    ) -> int:
+        path = slot.paths.get(model.ref)
+        if path is None:  # not expected: every slot model has a path; decide by argmax
+            return int(model.class_actions[int(np.argmax(probs))])
+        return path.decide(probs, bar_ms)
 
     def _fallback(
         self,
@@ -678,9 +728,47 @@ class LivePredictor:
         if hold != (None if current is None else current.hold):
             what = f"holding: {hold}" if hold else "hold lifted: serving the model's actions"
             self._event("hold", champion.version, what)
+        paths = self._paths(current, champion, (champion, previous, challenger, fallback))
         return _Slot(
-            champion, previous, challenger, routing, generation, versions, fallback, shared, hold
+            champion,
+            previous,
+            challenger,
+            routing,
+            generation,
+            versions,
+            fallback,
+            shared,
+            hold,
+            paths,
         )
+
+    def _paths(
+        self,
+        current: _Slot | None,
+        champion: LoadedModel,
+        models: tuple[LoadedModel | None, ...],
+    ) -> dict[str, _Path]:
+        # Keep each loaded version's path; a version that becomes champion starts flat.
+        kept = {} if current is None else dict(current.paths)
+        if current is not None and current.champion is not champion:
+            kept.pop(champion.ref, None)
+        paths: dict[str, _Path] = {}
+        for model in models:
+            if model is None or model.ref in paths:
+                continue
+            path = kept.get(model.ref)
+            if path is None:
+                rule = self._rules.get(model.ref) or decision_rule_of(model.contract.manifest)
+                path = _Path(Decider(model.classes, rule, actions=self._actions))
+            paths[model.ref] = path
+        self._rules = {ref: rule for ref, rule in self._rules.items() if ref in paths}
+        return paths
+
+    def _check_decision(self, model: LoadedModel) -> None:
+        # Refuse a version whose decision rule cannot be used, at load like any defect.
+        rule = decision_rule_of(model.contract.manifest)
+        Decider(model.classes, rule, actions=self._actions)
+        self._rules[model.ref] = rule
 
     def _hold_reason(self) -> str | None:
         held = [a for a in self.registry.alarms(self.key, open_only=True) if a.kind == HOLD_ALARM]
@@ -705,6 +793,7 @@ class LivePredictor:
                 actions=self._actions,
                 threads=self._threads,
             )
+            self._check_decision(model)
         except AlphaOpsError as exc:
             self._event("refused", version, f"fallback {self.fallback_key}/{version}: {exc}")
             return kept
@@ -728,6 +817,7 @@ class LivePredictor:
                 actions=self._actions,
                 threads=self._threads,
             )
+            self._check_decision(model)
         except AlphaOpsError as exc:
             self._refused.add(version)
             self._event("refused", version, str(exc))

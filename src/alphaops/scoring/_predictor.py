@@ -5,7 +5,10 @@
 ``lookback`` bars ending at ``t``, never across a gap), runs them through one
 :class:`~alphaops.inference.OnnxSession`, and returns :class:`Scores`: timestamps, class
 probabilities in the bundle's class order, predicted classes, confidences and trading actions.
-The live runtime builds its inputs through the same contract and session, bar by bar.
+The actions follow the bundle's :class:`~alphaops.scoring.DecisionRule` (recorded in its
+manifest by training; plain argmax for bundles without one), so the backtest gate, replay and
+the scoreboard judge the positions a bot would take. The live runtime builds its inputs
+through the same contract and session, and applies the same rule, bar by bar.
 
 >>> import numpy as np
 >>> scores = Scores(np.array([0, 3_600_000]), np.array([[0.2, 0.5, 0.3], [0.7, 0.2, 0.1]],
@@ -18,7 +21,8 @@ The live runtime builds its inputs through the same contract and session, bar by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -33,17 +37,24 @@ from alphaops.inference import ACTION_OF_CLASS, ACTIONS, BATCH_ROWS
 from alphaops.registry import Bundle, Manifest, ModelRef, Registry
 from alphaops.registry.bundle import open_session
 from alphaops.scoring._contract import FeatureSource, InputContract
+from alphaops.scoring._decision import ARGMAX, DecisionRule, decide
 
-__all__ = ["BundlePredictor", "Scores", "label_rule_of"]
+__all__ = ["BundlePredictor", "Scores", "decision_rule_of", "label_rule_of"]
 
 
 @dataclass(frozen=True, eq=False)
 class Scores:
-    """Probabilities of one model on a run of bars, with the bars' open times (ms, UTC)."""
+    """Probabilities of one model on a run of bars, with the bars' open times (ms, UTC).
+
+    ``decision`` turns the probabilities into :attr:`actions` (``None``: plain argmax). The
+    bars are one path, oldest first: a rule with a holding period carries it from bar to bar,
+    so :meth:`select` and :meth:`since` decide their bars afresh, from flat.
+    """
 
     timestamps_ms: npt.NDArray[np.int64]
     probabilities: npt.NDArray[np.float32]
     classes: tuple[str, ...]
+    decision: DecisionRule | None = None
 
     def __len__(self) -> int:
         return int(self.timestamps_ms.size)
@@ -58,9 +69,14 @@ class Scores:
         """Return the probability of the predicted class per bar."""
         return np.asarray(np.max(self.probabilities, axis=1), dtype=np.float64)
 
-    @property
+    @cached_property
     def actions(self) -> npt.NDArray[np.int8]:
-        """Return the trading action per bar: -1 sell, 0 hold/flat, +1 buy."""
+        """Return the position per bar under the decision rule: -1 short, 0 flat, +1 long."""
+        return decide(self.probabilities, self.classes, self.decision or ARGMAX)
+
+    @property
+    def predicted_actions(self) -> npt.NDArray[np.int8]:
+        """Return the action of the most probable class per bar (argmax, no decision rule)."""
         lookup = np.array([ACTION_OF_CLASS[c] for c in self.classes], dtype=np.int8)
         return lookup[self.predicted]
 
@@ -71,23 +87,36 @@ class Scores:
 
     def select(self, mask: npt.NDArray[np.bool_]) -> Scores:
         """Return the bars where ``mask`` is true."""
-        return Scores(self.timestamps_ms[mask], self.probabilities[mask], self.classes)
+        return Scores(
+            self.timestamps_ms[mask], self.probabilities[mask], self.classes, self.decision
+        )
 
     def since(self, start_ms: int | None) -> Scores:
         """Return the bars opening at or after ``start_ms`` (all when ``None``)."""
         return self if start_ms is None else self.select(self.timestamps_ms >= start_ms)
 
+    def with_decision(self, rule: DecisionRule | None) -> Scores:
+        """Return the same bars decided by ``rule`` (``None``: plain argmax)."""
+        return replace(self, decision=rule)
+
 
 def label_rule_of(manifest: Manifest) -> LabelRule:
     """Rebuild the :class:`LabelRule` a bundle was trained with from its manifest."""
     label = manifest.label
-    price = label.params.get("price", "close")
+    # A manifest without "scale" predates volatility-scaled rules: the rule reads as fixed.
+    extra: dict[str, Any] = {
+        k: label.params[k] for k in ("price", "scale", "volatility_window") if k in label.params
+    }
     try:
-        return LabelRule(
-            kind=label.rule,
-            horizon=label.horizon,
-            threshold=float(label.threshold) if label.threshold is not None else float("nan"),
-            price=price,
+        return LabelRule.from_dict(
+            {
+                "kind": label.rule,
+                "horizon": label.horizon,
+                "threshold": (
+                    float(label.threshold) if label.threshold is not None else float("nan")
+                ),
+                **extra,
+            }
         )
     except (ValidationError, SpecError) as exc:
         raise SpecError(
@@ -97,11 +126,29 @@ def label_rule_of(manifest: Manifest) -> LabelRule:
         ) from exc
 
 
+def decision_rule_of(manifest: Manifest) -> DecisionRule:
+    """Return the :class:`DecisionRule` a bundle trades with (argmax when it records none)."""
+    if manifest.decision is None:
+        return ARGMAX
+    where = f"{manifest.symbol}/{manifest.model_type}"
+    try:
+        rule = DecisionRule.from_dict(manifest.decision)
+    except SpecError as exc:
+        raise SpecError(
+            f"{where}: manifest decision {manifest.decision} is not a decision rule alphaops "
+            f"can use ({exc.message})",
+            fix="re-train the model (training records a valid rule)",
+        ) from exc
+    rule.check_usable(where)
+    return rule
+
+
 class BundlePredictor:
     """Score a verified bundle from candles through its input contract and one ONNX session.
 
     ``features`` replaces the bundle's own feature computation (a seam for tests and audits);
-    by default the bundle's recorded feature spec is used.
+    by default the bundle's recorded feature spec is used. The scores' actions follow the
+    bundle's decision rule (:func:`decision_rule_of`).
     """
 
     def __init__(
@@ -116,6 +163,7 @@ class BundlePredictor:
                 f"{self.name}: classes {unknown} have no trading action",
                 fix=f"train with class names among {sorted(ACTION_OF_CLASS)}",
             )
+        self.decision = decision_rule_of(self.manifest)
         self.contract = InputContract.from_bundle(
             bundle, features=features, where=self.name, require_spec=True
         )
@@ -156,7 +204,7 @@ class BundlePredictor:
         stamps, inputs = self.contract.history(candles, start_ms=start_ms)
         if len(stamps) == 0:
             return self._empty()
-        return Scores(stamps, self._run(inputs), self.classes)
+        return Scores(stamps, self._run(inputs), self.classes, self.decision)
 
     def predict_proba(self, inputs: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Return the model's class probabilities for a batch of model inputs."""
@@ -173,7 +221,10 @@ class BundlePredictor:
 
     def _empty(self) -> Scores:
         return Scores(
-            np.zeros(0, np.int64), np.zeros((0, len(self.classes)), np.float32), self.classes
+            np.zeros(0, np.int64),
+            np.zeros((0, len(self.classes)), np.float32),
+            self.classes,
+            self.decision,
         )
 
     def __repr__(self) -> str:

@@ -59,6 +59,9 @@ class PreparedData:
     purged: int
     val_start_ms: int | None = None
     val_end_ms: int | None = None
+    train_forward_returns: npt.NDArray[np.float64] | None = None
+    """The forward return over the label horizon of each training sample (the decision
+    rule's typical move is measured on these, never on validation)."""
 
     @property
     def rows(self) -> int:
@@ -141,6 +144,7 @@ def prepare_data(job: TrainingJob, candles: Mapping[str, Candles]) -> PreparedDa
         purged=int(len(labels) - used.size),
         val_start_ms=int(t0[val].min()),
         val_end_ms=int(t0[val].max()),
+        train_forward_returns=dataset.forward_returns[train],
     )
 
 

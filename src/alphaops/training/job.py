@@ -24,6 +24,7 @@ from alphaops.core.errors import SpecError
 from alphaops.core.names import normalize_symbol, validate_name
 from alphaops.core.specs import SpecModel, SymbolList, TimeframeName, canonical_json, sha256_hex
 from alphaops.features import FeatureSpec, LabelRule
+from alphaops.scoring import DecisionRule
 from alphaops.training._base import Classifier
 
 __all__ = [
@@ -116,12 +117,24 @@ class TrainingJob(SpecModel):
         1e-4, gt=0, lt=1, description="Max |native - ONNX| probability on validation."
     )
     publish_as: str | None = Field(None, description="Registry symbol of a pooled model.")
+    decision: DecisionRule | None = Field(
+        None,
+        description="How the model's probabilities become positions (recorded in the bundle); "
+        "None: the defaults of decision_rule, which trade far less than argmax. "
+        "DecisionRule() is plain argmax.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         cls = model_class(self.model)
         cls.from_params(self.params)  # refuses unknown parameter names
         validate_name(self.registry_symbol, kind="registry symbol")
+        if self.decision is not None and self.decision.typical_move is not None:
+            raise SpecError(
+                f"decision.typical_move={self.decision.typical_move!r} is set, but training "
+                "measures it on the training rows",
+                fix="leave typical_move out of the job's decision rule",
+            )
         if "random_state" in self.params:
             raise SpecError(
                 f"params.random_state={self.params['random_state']!r} would bypass the job seed",
@@ -133,6 +146,36 @@ class TrainingJob(SpecModel):
     def input_kind(self) -> str:
         """Return ``"tabular"`` or ``"sequence"``."""
         return model_class(self.model).input_kind
+
+    @property
+    def decision_rule(self) -> DecisionRule:
+        """Return the decision rule to train for (before training measures the typical move).
+
+        Without an explicit ``decision``, the defaults trade only what the model is sure of
+        and what pays its costs, and hold what it bets on:
+
+        * ``min_confidence``: 0.5 for ternary models (the chosen side holds at least half the
+          probability, so it beats HOLD and the other side together), 0.55 for binary ones
+          (argmax alone already means > 0.5; ask for a margin);
+        * ``min_hold_bars`` = the label horizon: a signal predicts the move over that many
+          bars, so the position is held that long instead of being re-decided every bar;
+        * ``min_edge_over_cost`` = 1: the expected move in the predicted direction must at
+          least pay the round trip (default 30 bps: the backtest gate's 10 bps fee plus 5 bps
+          slippage, in and out).
+
+        >>> from alphaops.features import LabelRule
+        >>> job = TrainingJob(symbols=("BTCUSDT",), timeframe="1h", model="lightgbm",
+        ...     label=LabelRule(kind="ternary", horizon=4, threshold=0.01))
+        >>> job.decision_rule.describe()
+        'act when p >= 0.5, expected edge >= 1x the 30 bps round trip (typical move unknown), hold >= 4 bars'
+        """
+        if self.decision is not None:
+            return self.decision
+        return DecisionRule(
+            min_confidence=0.5 if self.label.kind == "ternary" else 0.55,
+            min_hold_bars=self.label.horizon,
+            min_edge_over_cost=1.0,
+        )
 
     @property
     def registry_symbol(self) -> str:
