@@ -171,7 +171,7 @@ def test_last_horizon_rows_are_dropped_as_end_of_data() -> None:
     candles = candles_from([100.0 + i for i in range(10)])
     result = make_labels(candles, LabelRule(horizon=3, threshold=0.01))
     assert len(result) == 7
-    assert result.dropped == {"end_of_data": 3, "gap": 0}
+    assert result.dropped == {"end_of_data": 3, "gap": 0, "warmup": 0}
     assert tuple(result.dropped) == DROP_REASONS
     assert result.frame["timestamp"].iloc[-1] == candles.frame["timestamp"].iloc[6]
 
@@ -183,7 +183,7 @@ def test_rows_whose_horizon_crosses_a_gap_are_dropped_not_guessed() -> None:
     result = make_labels(candles, LabelRule(horizon=2, threshold=0.01))
     kept_hours = ((result.frame["timestamp"] - candles.frame["timestamp"].iloc[0]) / HOUR).tolist()
     assert kept_hours == [0, 1, 2, 7, 8, 9]
-    assert result.dropped == {"end_of_data": 2, "gap": 2}
+    assert result.dropped == {"end_of_data": 2, "gap": 2, "warmup": 0}
     assert len(result) + sum(result.dropped.values()) == len(candles)
 
 
@@ -236,7 +236,7 @@ def test_real_btc_rows_whose_horizon_spans_one_of_the_28_gaps_are_dropped(btc: C
     result = make_labels(btc, LabelRule(horizon=horizon, threshold=0.01))
     assert btc.gaps.count == 28
     # BTCUSDT 1h gaps are more than 4 bars apart, so each one costs exactly 4 entry rows.
-    assert result.dropped == {"end_of_data": horizon, "gap": 28 * horizon}
+    assert result.dropped == {"end_of_data": horizon, "gap": 28 * horizon, "warmup": 0}
     assert len(result) + sum(result.dropped.values()) == len(btc)
     entry, end = result.frame["timestamp"], result.frame["label_end"]
     assert (end - entry == horizon * HOUR).all()

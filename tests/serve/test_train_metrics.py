@@ -65,7 +65,7 @@ def test_train_writes_the_training_metrics_as_a_textfile(
 
     # A failing training (a label class that never occurs) is counted as failed.
     capsys.readouterr()
-    code = _train(home, "--symbols", "BTCUSDT", "--threshold", "0.9",
+    code = _train(home, "--symbols", "BTCUSDT", "--label-scale", "fixed", "--threshold", "0.9",
                   "--metrics-textfile", str(textfile))  # fmt: skip
     assert code == 1
     got = _read(textfile)

@@ -79,7 +79,7 @@ def test_train_publishes_one_candidate_per_symbol_and_prints_a_json_summary(
 def test_train_shows_progress_bars_and_a_table_naming_the_failed_symbol(cli: Runner) -> None:
     code, out, err = cli(
         "--symbols", "BTCUSDT,SOLUSDT", "--model", "random_forest", "--executor", "sequential",
-        "--param", "n_estimators=20", "--threshold", "0.9",
+        "--param", "n_estimators=20", "--label-scale", "fixed", "--threshold", "0.9",
     )  # fmt: skip
     assert code == 1  # a failed job fails the command after the others ran
     assert "all jobs" in err

@@ -24,8 +24,24 @@ def build(
     lookback: Annotated[int, typer.Option(help="Bars per window (T).")] = 64,
     horizon: Annotated[int, typer.Option(help="Label horizon in bars.")] = 4,
     threshold: Annotated[
-        float, typer.Option(help="Label threshold as a fraction (0.01 = 1%).")
-    ] = 0.01,
+        float | None,
+        typer.Option(
+            help="Label threshold: a multiple of σ·√horizon with --label-scale volatility "
+            "(default: the balanced one, e.g. 0.4307 for ternary); a fraction with "
+            "--label-scale fixed (default 0.01 = 1%)."
+        ),
+    ] = None,
+    label_scale: Annotated[
+        str,
+        typer.Option(
+            help="volatility: the barrier follows each bar's recent volatility (classes "
+            "balanced on any market); fixed: the same return on every bar."
+        ),
+    ] = "volatility",
+    volatility_window: Annotated[
+        int | None,
+        typer.Option(help="One-bar returns behind σ (--label-scale volatility; default 100)."),
+    ] = None,
     kind: Annotated[
         str, typer.Option(help="ternary (SELL/HOLD/BUY) or binary (LOSS/WIN).")
     ] = "ternary",
@@ -52,8 +68,13 @@ def build(
         symbols=tuple(s for s in symbols.split(",") if s.strip()),
         timeframe=timeframe,
         lookback=lookback,
-        label=LabelRule.from_dict(
-            {"kind": kind, "horizon": horizon, "threshold": threshold, "price": price}
+        label=LabelRule.from_options(
+            kind=kind,
+            horizon=horizon,
+            threshold=threshold,
+            scale=label_scale,
+            price=price,
+            volatility_window=volatility_window,
         ),
         name=name,
     )

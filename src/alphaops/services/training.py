@@ -255,9 +255,7 @@ def train_quickstart_candidates(
     cancel: CancelToken | None = None,
 ) -> TrainingSummary:
     """Train the :func:`quickstart_jobs` on the stored data; publish both as candidates."""
-    jobs = quickstart_jobs(
-        symbol, label=label or LabelRule(kind="ternary", horizon=4, threshold=0.01), end=end
-    )
+    jobs = quickstart_jobs(symbol, label=label or LabelRule.balanced("ternary", horizon=4), end=end)
     return train_models(
         config,
         jobs,
