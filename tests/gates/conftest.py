@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pytest
 
 from alphaops.data.candles import Candles
@@ -101,8 +102,8 @@ def sound_bundle(gate_registry: Registry, sound_version: ModelVersion) -> Bundle
     return gate_registry.load(sound_version.ref)
 
 
-def feature_scale(market: Market) -> npt.NDArray[np.float64]:
-    rows = FeaturePipeline(FEATURES).transform(market.train)[list(FEATURES.names)].to_numpy()
+def feature_scale(market: Market, features: FeatureSpec = FEATURES) -> npt.NDArray[np.float64]:
+    rows = FeaturePipeline(features).transform(market.train)[list(features.names)].to_numpy()
     return np.asarray(np.nanstd(rows, axis=0), dtype=np.float64)
 
 
@@ -110,7 +111,8 @@ def planted_onnx(kind: str, scale: npt.NDArray[np.float64], seed: int = 3) -> by
     """A logistic regression over the FEATURES with a planted defect.
 
     constant: zero weights; majority: HOLD dominates; dead_zone: HOLD at ~0.5 with SELL and
-    BUY at ~0.25; random: large random weights (varied, confident, and without skill).
+    BUY at ~0.25; random: large random weights (varied, confident, and without skill);
+    always_buy: varied probabilities whose largest is always BUY's.
     """
     rng = np.random.default_rng(seed)
     f = len(scale)
@@ -120,41 +122,50 @@ def planted_onnx(kind: str, scale: npt.NDArray[np.float64], seed: int = 3) -> by
         "majority": (0.3 * unit, np.array([0.0, 2.5, 0.0])),
         "dead_zone": (0.02 * unit, np.log([0.25, 0.5, 0.25])),
         "random": (3.0 * unit, np.zeros(3)),
+        "always_buy": (0.05 * unit, np.array([0.0, 0.0, 8.0])),
     }[kind]
     return logistic_regression_onnx(weights.astype(np.float32), bias.astype(np.float32))
 
 
-def write_planted(folder: Path, model: bytes, market: Market, *, model_type: str) -> Bundle:
-    """Write a bundle for ``model`` with the FEATURES and LABEL, like the trainer does."""
-    rows = FeaturePipeline(FEATURES).transform(market.train)[list(FEATURES.names)].to_numpy()
+def write_planted(
+    folder: Path,
+    model: bytes,
+    market: Market,
+    *,
+    model_type: str,
+    features: FeatureSpec = FEATURES,
+    label: LabelRule = LABEL,
+) -> Bundle:
+    """Write a bundle for ``model`` with ``features`` and ``label``, like the trainer does."""
+    rows = FeaturePipeline(features).transform(market.train)[list(features.names)].to_numpy()
     reference = rows[np.isfinite(rows).all(axis=1)][:8].astype(np.float32)
     from alphaops.inference import OnnxSession
 
     expected = OnnxSession(model).run(reference)
     manifest = {
-        "symbol": "BTCUSDT",
+        "symbol": market.train.symbol,
         "model_type": model_type,
-        "features": [{"name": n, "dtype": "float32"} for n in FEATURES.names],
-        "input": {"kind": "tabular", "n_features": len(FEATURES.names)},
+        "features": [{"name": n, "dtype": "float32"} for n in features.names],
+        "input": {"kind": "tabular", "n_features": len(features.names)},
         "label": {
-            "rule": LABEL.kind,
-            "horizon": LABEL.horizon,
-            "threshold": LABEL.threshold,
-            "params": {"price": LABEL.price},
+            "rule": label.kind,
+            "horizon": label.horizon,
+            "threshold": label.threshold,
+            "params": {"price": label.price},
             "class_order": list(CLASSES),
         },
         "data": {
             "start": market.train.frame["timestamp"].iloc[0].isoformat(),
             "end": market.train.frame["timestamp"].iloc[-1].isoformat(),
-            "timeframe": "1h",
+            "timeframe": market.train.timeframe.value,
             "fingerprint": market.train.fingerprint,
             "rows": len(market.train),
         },
         "seed": 0,
         "code_version": "test",
-        "params": {"feature_spec_hash": FEATURES.spec_hash},
+        "params": {"feature_spec_hash": features.spec_hash},
     }
-    report = {"job": {"features": FEATURES.to_dict()}}
+    report = {"job": {"features": features.to_dict()}}
     return write_bundle(
         folder,
         model_onnx=model,
@@ -181,3 +192,56 @@ def planted(tmp_path_factory: pytest.TempPathFactory, market: Market) -> Callabl
         return cache[kind]
 
     return build
+
+
+# The planted-edge market (see test_planted_edge.py): real ETHUSDT 1h bars with a momentum
+# drift of EDGE_STRENGTH * tanh(z) planted in every bar's return, z the 24-bar return over its
+# volatility at the previous close. Models train on the first EDGE_TRAIN_BARS bars.
+EDGE_SYMBOL = "ETHUSDT"
+EDGE_BARS = 8000
+EDGE_TRAIN_BARS = 6000
+MOMENTUM_BARS = 24
+EDGE_STRENGTH = 0.002
+
+
+def plant_momentum(
+    frame: pd.DataFrame, strength: float
+) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
+    """Return the frame with the momentum drift planted, and the drift of every bar."""
+    close = frame["close"].to_numpy(np.float64)
+    real = np.diff(np.log(close))
+    planted = np.empty_like(close)
+    planted[0] = close[0]
+    drift = np.zeros_like(close)
+    for t in range(1, close.size):
+        if t > MOMENTUM_BARS:
+            past = planted[t - 1 - MOMENTUM_BARS : t]
+            scale = np.diff(np.log(past)).std() * np.sqrt(MOMENTUM_BARS)
+            drift[t] = strength * np.tanh((past[-1] / past[0] - 1.0) / scale)
+        planted[t] = planted[t - 1] * np.exp(real[t - 1] + drift[t])
+    out = frame.copy()
+    factor = planted / close
+    for column in ("open", "high", "low", "close"):
+        out[column] = frame[column].to_numpy(np.float64) * factor
+    return out, drift
+
+
+@dataclass(frozen=True)
+class PlantedMarket:
+    market: Market
+    drift: npt.NDArray[np.float64]
+
+    @property
+    def close(self) -> npt.NDArray[np.float64]:
+        return self.market.candles.frame["close"].to_numpy(np.float64)
+
+
+@pytest.fixture(scope="session")
+def planted_market(load_real: Callable[[str, str], Candles]) -> PlantedMarket:
+    real = load_real(EDGE_SYMBOL, "1h").tail(EDGE_BARS)
+    assert real.gaps.count == 0  # the recursion below assumes consecutive bars
+    frame, drift = plant_momentum(real.frame.reset_index(drop=True), EDGE_STRENGTH)
+    candles = Candles.from_frame(frame, symbol=EDGE_SYMBOL, timeframe="1h")
+    train = Candles.from_frame(frame.iloc[:EDGE_TRAIN_BARS], symbol=EDGE_SYMBOL, timeframe="1h")
+    market = Market(candles, train, int(candles.timestamps_ms[EDGE_TRAIN_BARS]))
+    return PlantedMarket(market, drift)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import typer
-from tests.gates.conftest import Market, sound_job
+from tests.gates.conftest import (
+    EDGE_SYMBOL,
+    PlantedMarket,
+    feature_scale,
+    planted_onnx,
+    sound_job,
+    write_planted,
+)
 from typer.testing import CliRunner
 
 from alphaops.cli import _gates
@@ -18,9 +24,10 @@ from alphaops.cli._context import CliContext
 from alphaops.core.config import AlphaOpsConfig, load_config
 from alphaops.core.errors import GateFailedError, NotFoundError, UsageError
 from alphaops.core.home import AlphaOpsHome
+from alphaops.features import FeatureSpec
 from alphaops.gates.records import GateRecordStore
-from alphaops.registry import Bundle, open_registry
 from alphaops.registry import GateRun as RecordedGateRun
+from alphaops.registry import open_registry
 from alphaops.services import gates as svc
 from alphaops.services import registry as registry_svc
 from alphaops.services.data import open_store
@@ -36,19 +43,29 @@ class Home:
 
 
 @pytest.fixture(scope="module")
-def home(
-    tmp_path_factory: pytest.TempPathFactory, market: Market, planted: Callable[[str], Bundle]
-) -> Home:
-    """A home with the real candles in its store and, in its registry: BTCUSDT/lightgbm/1
-    (champion), BTCUSDT/lightgbm/2 (another seed, a candidate) and a planted constant model."""
+def home(tmp_path_factory: pytest.TempPathFactory, planted_market: PlantedMarket) -> Home:
+    """A home with the planted-edge ETHUSDT candles in its store and, in its registry:
+    ETHUSDT/lightgbm/1 (champion), ETHUSDT/lightgbm/2 (another seed, a candidate) and a
+    planted constant model. The LightGBMs learn the planted edge and pass every gate (on plain
+    ETHUSDT the sound model loses money after costs, and the backtest floors block it)."""
+    market = planted_market.market
     config = load_config(environ={}, home=tmp_path_factory.mktemp("gate-home") / "home")
     open_store(config).write(market.candles)
+    edge = {"symbols": (EDGE_SYMBOL,), "features": FeatureSpec.default()}
+    constant = write_planted(
+        tmp_path_factory.mktemp("constant") / "bundle",
+        planted_onnx("constant", feature_scale(market)),
+        market,
+        model_type="planted-constant",
+    )
     with open_registry(AlphaOpsHome(config.home).ensure()) as registry:
-        v1 = publish_trained(train_job(sound_job(), {"BTCUSDT": market.train}), registry)
-        v2 = publish_trained(train_job(sound_job(seed=11), {"BTCUSDT": market.train}), registry)
-        constant = registry.publish(planted("constant"))
+        v1 = publish_trained(train_job(sound_job(**edge), {EDGE_SYMBOL: market.train}), registry)
+        v2 = publish_trained(
+            train_job(sound_job(seed=11, **edge), {EDGE_SYMBOL: market.train}), registry
+        )
+        planted = registry.publish(constant)
         registry.promote(v1.ref, expect=None, reason="test setup", force=True)
-    return Home(config, v1.ref, v2.ref, constant.ref)
+    return Home(config, v1.ref, v2.ref, planted.ref)
 
 
 def test_gate_run_records_the_result_and_writes_markdown_and_html_reports(home: Home) -> None:
@@ -64,11 +81,19 @@ def test_gate_run_records_the_result_and_writes_markdown_and_html_reports(home: 
     md, html = summary.reports["md"], summary.reports["html"]
     assert md.parent.name == "safety"
     assert md.name.startswith("quality_gate_")
-    assert "# Gate report: BTCUSDT/lightgbm/2 — PASS" in md.read_text()
+    text = md.read_text()
+    assert "# Gate report: ETHUSDT/lightgbm/2 — PASS" in text
+    # why a model passes or fails: buy-and-hold beside it, costs, and the Sharpe deflation
+    assert "| metric | candidate | buy_and_hold | champion |" in text
+    for row in ("net return (after costs)", "gross return (before costs)", "costs paid"):
+        assert f"| {row} |" in text
+    assert "| beats_flat |" in text
+    assert "## Sharpe deflation (candidate)" in text
+    assert "| trials N (candidates of this model) | 2 |" in text
     assert html.read_text().count("data:image/png;base64,") == 3
     with open_registry(AlphaOpsHome(home.config.home)) as registry:
-        stored = GateRecordStore(registry).latest("BTCUSDT/lightgbm/2")
-        recorded = registry.latest_gates("BTCUSDT/lightgbm/2")
+        stored = GateRecordStore(registry).latest("ETHUSDT/lightgbm/2")
+        recorded = registry.latest_gates("ETHUSDT/lightgbm/2")
     assert stored is not None
     assert stored.passed
     assert set(stored.reports) == {md.name, html.name}
@@ -96,7 +121,7 @@ def test_gate_report_without_matplotlib_still_records_and_says_how_to_get_plots(
 
 def test_promotion_is_refused_when_gates_never_ran(home: Home) -> None:
     with pytest.raises(GateFailedError, match="never ran") as caught:
-        svc.check_promotion(home.config, "BTCUSDT/lightgbm/1")
+        svc.check_promotion(home.config, "ETHUSDT/lightgbm/1")
     assert caught.value.exit_code == 2
 
 
@@ -138,7 +163,7 @@ def test_a_version_whose_gates_passed_is_cleared_for_promotion(home: Home) -> No
 def test_scoreboard_shows_every_model_of_the_symbol_with_a_status(home: Home) -> None:
     svc.gate_run(home.config, home.candidate)
     svc.gate_run(home.config, home.constant)
-    board, path = svc.scoreboard(home.config, "btcusdt")
+    board, path = svc.scoreboard(home.config, "ethusdt")
     assert board.champion == home.champion
     assert board.row(home.champion).status == "CHAMPION"
     assert board.row(home.constant).status == "NO-GO"
@@ -149,7 +174,7 @@ def test_scoreboard_shows_every_model_of_the_symbol_with_a_status(home: Home) ->
     in_range = 0.55 <= candidate.agreement <= 0.80 and candidate.hard_disagreement < 0.20
     assert candidate.status == ("GO" if in_range else "WAIT")
     assert path.name == "scoreboard_latest.md"
-    assert "| BTCUSDT/planted-constant/1 |" in path.read_text()
+    assert "| ETHUSDT/planted-constant/1 |" in path.read_text()
 
 
 def _cli(home: Home) -> typer.Typer:
@@ -182,18 +207,18 @@ def test_cli_gate_run_and_scoreboard_print_their_results(home: Home) -> None:
     result = runner.invoke(app, ["gate", "run", home.candidate, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["champion"] == home.champion
-    board = runner.invoke(app, ["scoreboard", "BTCUSDT", "--json"])
+    board = runner.invoke(app, ["scoreboard", "ETHUSDT", "--json"])
     assert board.exit_code == 0, board.output
     assert {r["status"] for r in json.loads(board.output)["rows"]} >= {"CHAMPION", "NO-GO"}
 
 
 def test_gate_on_an_unknown_version_is_an_error_not_a_gate_failure(home: Home) -> None:
     with pytest.raises(NotFoundError):
-        svc.gate_quality(home.config, "BTCUSDT/lightgbm/99")
+        svc.gate_quality(home.config, "ETHUSDT/lightgbm/99")
 
 
 def test_a_window_outside_the_data_cannot_be_evaluated(home: Home) -> None:
-    with pytest.raises(Exception, match="no BTCUSDT 1h candles in the gate window"):
+    with pytest.raises(Exception, match="no ETHUSDT 1h candles in the gate window"):
         svc.gate_quality(home.config, home.champion, window="2030-01-01..")
 
 
@@ -216,7 +241,7 @@ def test_reports_attached_to_the_version_are_readable_from_the_registry(home: Ho
         run = registry.latest_gates(home.candidate)
     assert attached.decode() == summary.reports["md"].read_text()
     assert run is not None
-    assert "/BTCUSDT/lightgbm/_gates/2/" in run.location
+    assert "/ETHUSDT/lightgbm/_gates/2/" in run.location
 
 
 def test_every_gate_run_is_kept_in_the_registry_gate_log(home: Home) -> None:
@@ -231,9 +256,9 @@ def test_every_gate_run_is_kept_in_the_registry_gate_log(home: Home) -> None:
 def test_reading_reports_of_a_version_never_gated_says_to_run_the_gates(home: Home) -> None:
     with (
         open_registry(AlphaOpsHome(home.config.home)) as registry,
-        pytest.raises(NotFoundError, match="alphaops gate run BTCUSDT/lightgbm/1"),
+        pytest.raises(NotFoundError, match="alphaops gate run ETHUSDT/lightgbm/1"),
     ):
-        GateRecordStore(registry).read_report("BTCUSDT/lightgbm/1", "report.md")
+        GateRecordStore(registry).read_report("ETHUSDT/lightgbm/1", "report.md")
 
 
 def _runs(home: Home, ref: str) -> list[RecordedGateRun]:

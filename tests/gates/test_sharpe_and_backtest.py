@@ -11,6 +11,7 @@ from tests.gates.conftest import CLASSES, Market
 
 from alphaops.gates import (
     BacktestPolicy,
+    GateOutcome,
     Scores,
     backtest,
     backtest_gate,
@@ -105,4 +106,70 @@ def test_a_strategy_that_never_moves_fails_the_backtest_gate_as_unevaluable(
     result = backtest(market.candles, Scores(stamps, holds, CLASSES))
     outcome = backtest_gate(result)
     assert not outcome.passed
-    assert [c.name for c in outcome.failed] == ["sharpe_defined"]
+    # it never moves: no Sharpe, no PSR/DSR, and it earns no more than staying flat
+    assert [c.name for c in outcome.failed] == ["sharpe_defined", "beats_flat", "psr", "dsr"]
+
+
+def _gate(net: list[float], policy: BacktestPolicy | None = None) -> GateOutcome:
+    close = np.cumprod(np.concatenate([[100.0], 1.0 + np.asarray(net)]))
+    result = simulate(close, np.ones(close.size), cost=0.0, periods_per_year=8760)
+    return backtest_gate(result, policy=policy, min_bars=10)
+
+
+def test_a_strategy_that_loses_after_costs_fails_beats_flat_even_with_a_fine_gross_return() -> None:
+    close = 100.0 * np.cumprod(np.r_[1.0, np.tile([1.002, 0.999], 150)])
+    positions = np.tile([1.0, 0.0], 151)[: close.size]  # long on every up bar, then out
+    gross = simulate(close, positions, cost=0.0, periods_per_year=8760)
+    net = simulate(close, positions, cost=0.0015, periods_per_year=8760)
+    assert gross.metrics["total_return"] > 0.3
+    assert net.metrics["gross_return"] == pytest.approx(gross.metrics["total_return"])
+    assert net.metrics["units_traded"] == 300
+    assert net.metrics["cost_paid"] == pytest.approx(300 * 0.0015)
+    assert net.metrics["total_return"] < 0
+    outcome = backtest_gate(net)
+    assert "beats_flat" in [c.name for c in outcome.failed]
+    assert "gross +" in next(c for c in outcome.checks if c.name == "beats_flat").explanation
+
+
+def test_psr_and_dsr_floors_are_enforced_by_default_and_can_be_reported_only() -> None:
+    rng = np.random.default_rng(0)
+    weak = list(rng.normal(0.0002, 0.01, 400))  # positive, but far from significant
+    outcome = _gate(weak)
+    assert outcome.value("beats_flat") is not None
+    assert {c.name for c in outcome.failed} >= {"psr"}
+    relaxed = _gate(weak, BacktestPolicy(min_psr=None, min_dsr=None, min_net_return=None))
+    assert relaxed.passed == (outcome.value("max_drawdown") <= 0.5)  # type: ignore[operator]
+    assert {c.name: c.comparison for c in relaxed.checks if c.name in ("psr", "dsr")} == {
+        "psr": None,
+        "dsr": None,
+    }
+    assert BacktestPolicy().min_psr == 0.9
+    assert BacktestPolicy().min_dsr == 0.5
+    assert BacktestPolicy().min_net_return == 0.0
+
+
+def test_dsr_is_the_psr_against_sr0_of_the_registry_trials() -> None:
+    rng = np.random.default_rng(1)
+    net = rng.normal(0.002, 0.01, 500)
+    close = np.cumprod(np.concatenate([[100.0], 1.0 + net]))
+    one = simulate(close, np.ones(close.size), cost=0.0, periods_per_year=8760)
+    many = simulate(close, np.ones(close.size), cost=0.0, periods_per_year=8760, trials=50)
+    n = 500
+    assert one.metrics["sr0"] == 0.0
+    assert one.metrics["dsr"] == one.metrics["psr"]
+    sr0 = expected_max_sharpe(50, 1 / (n - 1))
+    assert many.metrics["sr0_per_bar"] == pytest.approx(sr0)
+    assert many.metrics["sr0"] == pytest.approx(sr0 * math.sqrt(8760))
+    assert many.metrics["dsr"] == pytest.approx(
+        probabilistic_sharpe_ratio(
+            many.metrics["sharpe_per_bar"],
+            n,
+            benchmark=sr0,
+            skew=many.metrics["skew"],
+            kurtosis=many.metrics["kurtosis"],
+        )
+    )
+    assert many.metrics["dsr"] < many.metrics["psr"]
+    explanation = next(c for c in backtest_gate(many).checks if c.name == "dsr").explanation
+    assert "over 50 trials" in explanation
+    assert f"SR0 = {many.metrics['sr0']:.3g} ann." in explanation

@@ -35,8 +35,12 @@ from alphaops.core.timeframes import Timeframe
 from alphaops.data.calendars import Calendar, Fill
 from alphaops.data.candles import Candles
 from alphaops.gates.policy import BacktestPolicy
-from alphaops.gates.results import Check, GateOutcome, check, info
-from alphaops.gates.sharpe import deflated_sharpe_ratio, probabilistic_sharpe_ratio
+from alphaops.gates.results import Check, Comparison, GateOutcome, check, info
+from alphaops.gates.sharpe import (
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    probabilistic_sharpe_ratio,
+)
 from alphaops.scoring import Scores
 
 __all__ = [
@@ -91,7 +95,8 @@ def simulate(
     held = np.asarray(positions, dtype=np.float64)[:-1]
     market = prices[1:] / prices[:-1] - 1.0
     change = np.abs(np.diff(np.concatenate([[0.0], held])))
-    net = held * market - cost * change
+    gross = held * market
+    net = gross - cost * change
     equity = np.asarray(np.cumprod(1.0 + net), dtype=np.float64)
     n = int(net.size)
     stamps = (
@@ -105,7 +110,22 @@ def simulate(
             result, market, cost, periods_per_year, trials, trial_variance, change_sum=change.sum()
         )
     )
+    result.metrics.update(_cost_metrics(gross, net, change, cost))
     return result
+
+
+def _cost_metrics(
+    gross: FloatArray, net: FloatArray, change: FloatArray, cost: float
+) -> dict[str, float]:
+    # What trading cost: the compounded return before costs (``total_return`` is after), the
+    # units traded, and the costs charged (summed per bar, as fractions of equity).
+    n = net.size
+    nan = float("nan")
+    return {
+        "gross_return": float(np.prod(1.0 + gross) - 1.0) if n else nan,
+        "units_traded": float(change.sum()),
+        "cost_paid": float(cost * change.sum()),
+    }
 
 
 def _metrics(
@@ -129,6 +149,7 @@ def _metrics(
     variance = trial_variance if trial_variance is not None else (1.0 / (n - 1) if n > 1 else nan)
     trade_returns = _trade_returns(r.positions, market, cost)
     annual = math.sqrt(periods_per_year)
+    sr0 = expected_max_sharpe(trials, variance)
     return {
         "bars": float(n),
         "total_return": float(r.equity[-1] - 1.0) if n else nan,
@@ -147,6 +168,9 @@ def _metrics(
             sharpe, n, trials=trials, variance=variance, skew=skew, kurtosis=kurt
         ),
         "trials": float(trials),
+        "trial_variance": variance,
+        "sr0_per_bar": sr0,
+        "sr0": sr0 * annual,
     }
 
 
@@ -283,7 +307,9 @@ def backtest_gate(
     policy: BacktestPolicy | None = None,
     min_bars: int = 100,
 ) -> GateOutcome:
-    """Judge the candidate's backtest: drawdown, Sharpe vs champion, optional PSR/DSR floors."""
+    """Judge the candidate's backtest: drawdown, a defined Sharpe, a net return above staying
+    flat, PSR(0) and DSR floors (absolute, with or without a champion), and the Sharpe against
+    the champion's. A floor set to ``None`` in the policy is reported only."""
     policy = policy or BacktestPolicy()
     m = candidate.metrics
     bars = int(m.get("bars", 0))
@@ -309,6 +335,14 @@ def backtest_gate(
             "annualised Sharpe (undefined when the strategy never moves)",
             note=note,
         ),
+        _floor(
+            "beats_flat",
+            value("total_return"),
+            ">",
+            policy.min_net_return,
+            _net_return_why(m, benchmark),
+            note=note,
+        ),
     ]
     if champion is not None:
         mine, theirs = value("sharpe"), champion.metrics.get("sharpe")
@@ -328,14 +362,28 @@ def backtest_gate(
         )
     else:
         checks.append(info("champion", None, "no champion: absolute thresholds only"))
-    for name, floor, what in (
-        ("psr", policy.min_psr, "Probabilistic Sharpe Ratio PSR(0)"),
-        ("dsr", policy.min_dsr, f"Deflated Sharpe Ratio over {int(m.get('trials', 1))} trials"),
-    ):
-        if floor is None:
-            checks.append(info(name, value(name), what))
-        else:
-            checks.append(check(name, value(name), ">=", floor, what, note=note))
+    trials = int(m.get("trials", 1))
+    sr0 = m.get("sr0", float("nan"))
+    checks += [
+        _floor(
+            "psr",
+            value("psr"),
+            ">=",
+            policy.min_psr,
+            "Probabilistic Sharpe Ratio PSR(0), the probability that the true Sharpe is "
+            f"above 0 (Sharpe {_ann(m.get('sharpe'))} ann.)",
+            note=note,
+        ),
+        _floor(
+            "dsr",
+            value("dsr"),
+            ">=",
+            policy.min_dsr,
+            f"Deflated Sharpe Ratio over {trials} trials: PSR against SR0 = {_ann(sr0)} ann., "
+            f"the best Sharpe expected of {trials} unskilled trials",
+            note=note,
+        ),
+    ]
     data = {
         "candidate": m,
         "champion": champion.metrics if champion is not None else {},
@@ -348,3 +396,37 @@ def backtest_gate(
         f"{policy.mode}, fills at the {candidate.fill.replace('_', ' ')}{annualised}"
     )
     return GateOutcome.of("backtest", checks, summary=summary, data=data)
+
+
+def _floor(
+    name: str,
+    value: float | None,
+    comparison: Comparison,
+    floor: float | None,
+    what: str,
+    *,
+    note: str,
+) -> Check:
+    # A floor the policy sets to None is reported, not gated.
+    if floor is None:
+        return info(name, value, what)
+    return check(name, value, comparison, floor, what, note=note)
+
+
+def _ann(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:+.2%}"
+
+
+def _net_return_why(m: dict[str, float], benchmark: BacktestResult | None) -> str:
+    held = (
+        "" if benchmark is None else f", buy-and-hold {_pct(benchmark.metrics.get('total_return'))}"
+    )
+    return (
+        f"net total return after costs (gross {_pct(m.get('gross_return'))}, "
+        f"costs {_pct(m.get('cost_paid'))} over {m.get('units_traded', float('nan')):.0f} units "
+        f"traded{held}); staying flat earns 0"
+    )

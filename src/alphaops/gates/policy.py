@@ -124,11 +124,26 @@ class BacktestPolicy(SpecModel):
     sharpe_tolerance: float = Field(
         0.5, ge=0, description="Annualised Sharpe may trail the champion's by at most this."
     )
+    min_net_return: float | None = Field(
+        0.0,
+        ge=-1,
+        description="The net total return after costs must exceed this (0: beat staying flat); "
+        "None reports it only.",
+    )
     min_psr: float | None = Field(
-        None, ge=0, le=1, description="Lowest accepted PSR(0); None reports it only."
+        0.9,
+        ge=0,
+        le=1,
+        description="Lowest accepted PSR(0), the probability that the true Sharpe is above 0 "
+        "(0.9: one-sided 10% significance); None reports it only.",
     )
     min_dsr: float | None = Field(
-        None, ge=0, le=1, description="Lowest accepted Deflated Sharpe Ratio; None reports it."
+        0.5,
+        ge=0,
+        le=1,
+        description="Lowest accepted Deflated Sharpe Ratio (0.5: the Sharpe at least matches "
+        "SR0, the best expected of the model's N candidates had none any skill); None reports "
+        "it only.",
     )
 
 

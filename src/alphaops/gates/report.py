@@ -23,15 +23,32 @@ from alphaops.scoring import ACTIONS, Scores
 __all__ = ["png_of", "render_html", "render_markdown", "report_name", "write_reports"]
 
 _BACKTEST_ROWS = (
-    ("total_return", "total return", "{:.2%}"),
+    ("total_return", "net return (after costs)", "{:.2%}"),
+    ("gross_return", "gross return (before costs)", "{:.2%}"),
+    ("cost_paid", "costs paid", "{:.2%}"),
     ("sharpe", "Sharpe (ann.)", "{:.2f}"),
     ("sortino", "Sortino (ann.)", "{:.2f}"),
     ("max_drawdown", "max drawdown", "{:.2%}"),
     ("turnover", "turnover / bar", "{:.3f}"),
+    ("units_traded", "units traded", "{:.0f}"),
+    ("exposure", "exposure", "{:.1%}"),
     ("hit_rate", "hit rate", "{:.1%}"),
     ("trades", "trades", "{:.0f}"),
     ("psr", "PSR(0)", "{:.3f}"),
     ("dsr", "DSR", "{:.3f}"),
+)
+
+_DEFLATION_ROWS = (
+    ("sharpe", "Sharpe (ann.)", "{:.3f}"),
+    ("sharpe_per_bar", "Sharpe per bar", "{:.4f}"),
+    ("trials", "trials N (candidates of this model)", "{:.0f}"),
+    ("sr0", "SR0 (ann.): best Sharpe expected of N unskilled trials", "{:.3f}"),
+    ("sr0_per_bar", "SR0 per bar", "{:.4f}"),
+    ("bars", "bars n", "{:.0f}"),
+    ("skew", "skew", "{:.3f}"),
+    ("kurtosis", "kurtosis (3 = normal)", "{:.3f}"),
+    ("psr", "PSR(0) = P(true Sharpe > 0)", "{:.3f}"),
+    ("dsr", "DSR = P(true Sharpe > SR0)", "{:.3f}"),
 )
 
 
@@ -81,6 +98,21 @@ def render_markdown(run: GateRun) -> str:
         cells = [_fmt(bt.metrics.get(key), pattern) for bt in run.backtests.values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
+    candidate = run.backtests.get("candidate")
+    if candidate is not None:
+        lines += [
+            "## Sharpe deflation (candidate)",
+            "",
+            "PSR asks whether the Sharpe is above 0 given the bars, skew and fat tails; DSR "
+            "asks whether it is above SR0, the Sharpe the luckiest of N skill-less candidates "
+            "would show on these bars (Bailey and López de Prado, 2014).",
+            "",
+            "| figure | value |",
+            "|---|---|",
+        ]
+        for key, label, pattern in _DEFLATION_ROWS:
+            lines.append(f"| {label} | {_fmt(candidate.metrics.get(key), pattern)} |")
+        lines.append("")
     return "\n".join(lines)
 
 

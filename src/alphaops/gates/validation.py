@@ -100,6 +100,11 @@ def validation_gate(
     labels_by_time = labels_at(candles, rule)
     stamps = _common(labels_by_time, candidate, champion)
     y = np.array([labels_by_time[int(t)] for t in stamps], dtype=np.int64)
+    # Labels index the rule's classes, the scores' columns the bundle's class order: match by
+    # name, so a model whose columns are swapped is judged by what its columns say.
+    column = {name: i for i, name in enumerate(candidate.classes)}
+    y = np.array([column.get(c, -1) for c in rule.classes], dtype=np.int64)[y]
+    stamps, y = stamps[y >= 0], y[y >= 0]
     enough = y.size >= min_rows
     note = "" if enough else f"only {y.size} labelled bars in common (need {min_rows})"
     mine = classification_metrics(_at(candidate, stamps), y) if enough else {}

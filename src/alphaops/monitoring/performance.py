@@ -225,12 +225,17 @@ class Divergence:
         return _clean(asdict(self)) | {"verdict": self.verdict}
 
 
-def divergence(live: DecisionStats, backtest: Mapping[str, float]) -> Divergence:
+def _figure(value: float | None) -> float:
+    return _NAN if value is None else float(value)
+
+
+def divergence(live: DecisionStats, backtest: Mapping[str, float | None]) -> Divergence:
     """Compare a version's live paper strategy with its backtest gate's metrics."""
-    bt_bars = int(backtest.get("bars", 0) or 0)
-    total = backtest.get("total_return", _NAN)
+    # A figure the gate could not define (a strategy that never moves) is recorded as null.
+    bt_bars = int(backtest.get("bars") or 0)
+    total = _figure(backtest.get("total_return"))
     bt_mean = (1.0 + total) ** (1.0 / bt_bars) - 1.0 if bt_bars and total > -1 else _NAN
-    bt_sharpe = float(backtest.get("sharpe", _NAN))
+    bt_sharpe = _figure(backtest.get("sharpe"))
     error = live.std_return / math.sqrt(live.bars) if live.bars > 1 else _NAN
     z = (live.mean_return - bt_mean) / error if error and math.isfinite(error) else _NAN
     return Divergence(
