@@ -13,11 +13,14 @@ import pytest
 from alphaops.cli import main
 from alphaops.core.config import load_config
 from alphaops.data import Candles
+from alphaops.gates import GatePolicy
 from alphaops.services._common import open_configured_registry
 from alphaops.services.data import download_data, list_data, open_store
 from alphaops.services.quickstart import RULE
 from alphaops.services.replay import replay_rollout
 from alphaops.testing import FakeExchange
+
+DEMO_POLICY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "gates-demo.yaml"
 
 Loader = Callable[[str, str], Candles]
 
@@ -66,11 +69,22 @@ def test_quickstart_runs_the_lifecycle_on_the_bundled_sample_and_can_run_again(
         "BTCUSDT/lstm/1": False,
     }
     assert all(Path(p).exists() for g in summary["gates"] for p in g["reports"].values())
-    # The first champion is promoted directly; the other passing candidate is rolled out
-    # while the holdout is replayed through a live predictor, and ends up champion.
-    assert summary["promoted"] == 1
+    # Judged under the sample's demo policy, set with its reason in the fresh home.
+    assert summary["gate_policy"]["reason"].startswith("quickstart: a demonstration")
+    assert summary["gate_policy"]["policy_hash"] == GatePolicy.from_file(DEMO_POLICY).policy_hash
+    # The first champion (the passing candidate with the lowest validation loss) is promoted
+    # directly; the other passing candidate is rolled out while the holdout is replayed
+    # through a live predictor, and ends up champion.
+    loss = {
+        f"BTCUSDT/lightgbm/{j['version']}": j["metrics"]["val_loss"]
+        for j in summary["training"]["jobs"]
+        if j["model"] == "lightgbm"
+    }
+    first, second = sorted(loss, key=loss.__getitem__)
+    number = {ref: int(ref.rsplit("/", 1)[1]) for ref in (first, second)}
+    assert f"BTCUSDT/lightgbm/{summary['promoted']}" == first
     replay = summary["replay"]
-    assert replay["challenger"] == "BTCUSDT/lightgbm/2"
+    assert replay["challenger"] == second
     assert [(i["phase"], i["percentage"]) for i in replay["intervals"]] == [
         ("shadow", 0),
         ("canary", 10),
@@ -86,36 +100,37 @@ def test_quickstart_runs_the_lifecycle_on_the_bundled_sample_and_can_run_again(
     assert replay["fills"] > 0
     assert replay["round_trips"] > 0
     perf = {(v["version"], v["role"]): v for v in summary["performance"]["versions"]}
-    assert {(1, "champion"), (2, "shadow"), (2, "challenger"), (2, "champion")} <= set(perf)
+    c, n = number[first], number[second]
+    assert {(c, "champion"), (n, "shadow"), (n, "challenger"), (n, "champion")} <= set(perf)
     assert all(v["backtest"] is not None for v in perf.values())
     assert all(v["divergence"]["verdict"] for v in perf.values())
-    assert perf[(1, "champion")]["decisions"]["hit_rate"] is not None
-    assert perf[(2, "shadow")]["trades"]["trades"] == 0  # a shadow never trades
+    assert perf[(c, "champion")]["decisions"]["hit_rate"] is not None
+    assert perf[(n, "shadow")]["trades"]["trades"] == 0  # a shadow never trades
     assert sum(v["trades"]["trades"] for v in perf.values()) == replay["round_trips"]
     drift = summary["drift"]
-    assert drift["ref"] == "BTCUSDT/lightgbm/2"
+    assert drift["ref"] == second
     assert len(drift["features"]["rows"]) == 11
     # The replayed bars are enough to judge every feature (none "insufficient").
     assert drift["bars"] >= 200
     assert all(r["psi"] is not None for r in drift["features"]["rows"])
     assert drift["status"] in ("ok", "warn", "alarm")
     assert set(replay["served"]) == {"BTCUSDT/lightgbm/1", "BTCUSDT/lightgbm/2"}
-    assert replay["intervals"][-1]["served"] == {"BTCUSDT/lightgbm/2": 24}
+    assert replay["intervals"][-1]["served"] == {second: 24}
     moves = [(h["alias"], h["from"], h["to"]) for h in summary["history"]]
-    assert moves.count(("champion", 1, 2)) == 1
+    assert moves.count(("champion", number[first], number[second])) == 1
     # A replay that runs out of bars before the rollout finishes aborts it, leaving no
     # active rollout and no challenger behind.
     config = load_config(environ={}, home=Path(home))
     candles = open_store(config).load("BTCUSDT", "1h")
     short = replay_rollout(
         config,
-        "BTCUSDT/lightgbm/1",
+        first,
         candles,
         start_ms=int(candles.timestamps_ms[-5]),
         label=RULE,
     )
     assert short.final_phase == "rolled_back"
-    assert short.served == {"BTCUSDT/lightgbm/2": 5}
+    assert short.served == {second: 5}
     with open_configured_registry(config) as registry:
         assert "challenger" not in registry.aliases("BTCUSDT/lightgbm")
         assert registry.active_rollout("BTCUSDT/lightgbm") is None
@@ -231,6 +246,8 @@ def test_dataset_build_from_the_store(
         "4",
         "--threshold",
         "0.01",
+        "--label-scale",
+        "fixed",
         "--kind",
         "binary",
         "--name",
@@ -284,10 +301,25 @@ def test_dataset_build_with_a_bad_threshold_is_a_spec_error(
         "BTCUSDT",
         "--threshold",
         "5",
+        "--label-scale",
+        "fixed",
         "--json",
     )
     assert code == 1
     assert json.loads(out)["error"] == "spec_invalid"
+
+
+def test_dataset_build_refuses_a_fraction_given_as_a_volatility_multiple(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default scale is volatility: "--threshold 0.01" (the old 1%) would be 0.01 σ·√h,
+    # a barrier no move stays under. It is refused, naming the way back to fractions.
+    args = ("--home", str(tmp_path), "dataset", "build", "--symbols", "BTCUSDT")
+    code, out, _ = run(capsys, *args, "--threshold", "0.01", "--json")
+    assert code == 1
+    error = json.loads(out)
+    assert error["error"] == "spec_invalid"
+    assert "scale='fixed'" in error["fix"]
 
 
 def test_config_show_prints_the_effective_config_and_its_hash(

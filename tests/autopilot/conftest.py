@@ -16,8 +16,13 @@ import pytest
 
 from alphaops.autopilot import Autopilot, AutopilotPolicy
 from alphaops.core.config import AlphaOpsConfig, load_config
+from alphaops.gates import GatePolicy
+from alphaops.services._common import open_configured_registry
 from alphaops.services.data import import_files
 
+MECHANICS_POLICY = GatePolicy.from_dict(
+    {"backtest": {"min_net_return": None, "min_psr": None, "min_dsr": None}}
+)
 FIRST = datetime(2025, 1, 8, tzinfo=UTC)
 BEATS_CHAMPION = datetime(2025, 4, 23, tzinfo=UTC)
 LOSES_TO_CHAMPION = datetime(2025, 1, 15, tzinfo=UTC)
@@ -55,6 +60,11 @@ def config(tmp_path: Path, data_dir: Path) -> AlphaOpsConfig:
         cfg, [data_dir / "BTCUSDT-1h.parquet"], symbol="BTCUSDT", timeframe="1h"
     )
     outcome.raise_for_error()
+    # These tests follow the autopilot's mechanics on real dates, not the gates' bar: the
+    # registry's policy reports the absolute profitability floors instead of enforcing them
+    # (set with a reason, as an operator would), so the moments above keep their verdicts.
+    with open_configured_registry(cfg) as registry:
+        registry.set_gate_policy(MECHANICS_POLICY.to_dict(), reason="autopilot mechanics tests")
     return cfg
 
 

@@ -21,7 +21,7 @@ from alphaops.core.config import load_config
 from alphaops.registry import open_registry
 from alphaops.services.data import import_files
 
-from .conftest import make_policy, model_policy
+from .conftest import MECHANICS_POLICY, make_policy, model_policy
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 END = datetime(2025, 4, 10, tzinfo=UTC)
@@ -45,6 +45,8 @@ def _home(tmp: Path, data_dir: Path) -> Path:
         config, [data_dir / "BTCUSDT-1h.parquet"], symbol="BTCUSDT", timeframe="1h"
     )
     outcome.raise_for_error()
+    with open_registry(home) as registry:  # see conftest: the mechanics, not the gates' bar
+        registry.set_gate_policy(MECHANICS_POLICY.to_dict(), reason="autopilot mechanics tests")
     return home
 
 

@@ -93,7 +93,7 @@ def home(tmp_path: Path, make_bundle: Callable[..., Path]) -> Path:
     """A home with BTCUSDT/logreg/1 gated (passed) and /2 never gated."""
     from datetime import UTC, datetime
 
-    from alphaops.gates.records import GateRecord
+    from alphaops.gates.records import GateRecord, ensure_policy
 
     home = tmp_path / "home"
     with open_registry(home) as reg:
@@ -101,11 +101,13 @@ def home(tmp_path: Path, make_bundle: Callable[..., Path]) -> Path:
             reg.publish(make_bundle(seed=seed))
         v = reg.get(KEY, 1)
         now = datetime.now(UTC)
+        policy = ensure_policy(reg)  # a pass clears only under the registry's policy
         GateRecordStore(reg).save(
             GateRecord(
                 symbol="BTCUSDT", model_type="logreg", version=1,
                 manifest_sha256=v.manifest_sha256, champion=None, passed=True, gates=(),
-                window_start=now, window_end=now, policy={}, policy_hash="p" * 16, run_at=now,
+                window_start=now, window_end=now, policy=policy.to_dict(),
+                policy_hash=policy.policy_hash, run_at=now,
                 code_version="test",
             )
         )  # fmt: skip

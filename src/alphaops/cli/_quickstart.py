@@ -72,6 +72,10 @@ def _to_dict(home: object, result: QuickstartResult) -> dict[str, object]:
         "scoreboard": result.board.to_dict(),
         "promoted": None if result.promotion is None else result.promotion.to_version,
         "promotion_note": result.promotion_note,
+        "gate_policy": {
+            "policy_hash": result.gate_policy.policy_hash,
+            "reason": result.gate_policy.reason,
+        },
         "replay": None
         if result.replay is None
         else {
@@ -157,6 +161,11 @@ def _render(console: Console, home: str, result: QuickstartResult) -> None:
     console.rule("training → candidates")
     render_summary(console, result.training)
     console.rule("gates")
+    console.print(
+        f"[bold]gate policy[/] {result.gate_policy.policy_hash[:12]}…: "
+        f"{result.gate_policy.reason} (alphaops gate policy show)",
+        highlight=False,
+    )
     gates = Records(("candidate", "verdict", "why", "report"), wrap={"why"})
     for a in result.gates:
         report = a.summary.reports.get("html", "") if a.summary else ""

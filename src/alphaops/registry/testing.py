@@ -145,6 +145,7 @@ def record_passing_gates(registry: Registry, ref: str) -> GateRun:
     """
     version = registry.resolve(ref)
     after_training = version.manifest.data.end + timedelta(hours=1)  # out of sample
+    in_force = registry.gate_policy()  # a pass clears only under the policy in force
     return registry.record_gates(
         version,
         manifest_sha256=version.manifest_sha256,
@@ -155,6 +156,7 @@ def record_passing_gates(registry: Registry, ref: str) -> GateRun:
             "window_end": (after_training + timedelta(days=30)).isoformat(),
             "note": "recorded by alphaops.registry.testing",
         },
+        policy_hash=None if in_force is None else in_force.policy_hash,
         actor="alphaops.registry.testing",
     )
 

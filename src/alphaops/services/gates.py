@@ -42,8 +42,11 @@ from alphaops.services._common import open_configured_registry
 from alphaops.services.data import open_store
 
 __all__ = [
+    "DEMO_POLICY",
     "GateRunSummary",
+    "apply_demo_policy",
     "check_promotion",
+    "demo_policy",
     "gate_policy_history",
     "gate_quality",
     "gate_run",
@@ -212,6 +215,35 @@ def _read_policy(registry: Registry) -> GatePolicy:
     # Read-only: the policy in force, or the defaults a first gate run would set.
     current = registry.gate_policy()
     return GatePolicy() if current is None else policy_of(current)
+
+
+DEMO_POLICY = "gates-demo.yaml"
+"""The bundled sample's gate policy (also docs/examples/gates-demo.yaml): two months of sample
+bars cannot show a significant edge after costs, so it reports the profitability floors instead
+of enforcing them and keeps every degenerate-output and lookahead check (see its comment)."""
+
+
+def demo_policy() -> GatePolicy:
+    """Return the bundled sample's demo gate policy (see :data:`DEMO_POLICY`)."""
+    from importlib import resources
+
+    return GatePolicy.from_file(
+        Path(str(resources.files("alphaops") / "sample_data" / DEMO_POLICY))
+    )
+
+
+def apply_demo_policy(config: AlphaOpsConfig, *, reason: str) -> GatePolicyRecord:
+    """Make the demo policy the registry's, with ``reason``, only if its gates never ran.
+
+    A registry that has a policy (alphaops' defaults, set by its first gate run, or one a
+    person set) keeps it and is returned unchanged: a demonstration never relaxes the gates of
+    a registry in use.
+    """
+    with open_configured_registry(config) as registry:
+        current = registry.gate_policy()
+        if current is not None:
+            return current
+        return registry.set_gate_policy(demo_policy().to_dict(), reason=reason)
 
 
 def set_gate_policy(config: AlphaOpsConfig, policy: GatePolicy, *, reason: str) -> GatePolicyRecord:

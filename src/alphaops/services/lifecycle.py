@@ -38,6 +38,12 @@ SAMPLE_WINDOW = ("2024-10-15", "2025-07-01")
 which the first champion trains and is gated on."""
 
 
+SAMPLE_REASON = (
+    "replay --sample: a demonstration on the bundled sample, whose short gate windows cannot "
+    "show a significant edge after costs (profitability floors reported, not enforced)"
+)
+
+
 def sample_setup(config: AlphaOpsConfig) -> tuple[AutopilotPolicy, datetime, datetime]:
     """Import the bundled sample into the home (nothing twice) and return the bundled policy
     and replay window of ``alphaops replay --sample``."""
@@ -46,12 +52,14 @@ def sample_setup(config: AlphaOpsConfig) -> tuple[AutopilotPolicy, datetime, dat
     from alphaops.autopilot import load_policy
     from alphaops.data import sample_files
     from alphaops.services.data import import_files
+    from alphaops.services.gates import apply_demo_policy
 
     for sample in sample_files():
         (outcome,) = import_files(
             config, [sample.path], symbol=sample.symbol, timeframe=str(sample.timeframe)
         )
         outcome.raise_for_error()
+    apply_demo_policy(config, reason=SAMPLE_REASON)
     policy = load_policy(Path(str(resources.files("alphaops") / "sample_data" / "autopilot.yaml")))
     start, end = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in SAMPLE_WINDOW)
     return policy, start, end
