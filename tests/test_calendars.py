@@ -311,3 +311,47 @@ def test_daily_index_labels_count_trading_sessions_so_weekends_do_not_empty_them
     assert (friday["label_end"] - friday["timestamp"]).days == 7
     always_open = Candles.from_frame(frame, symbol="SPX", timeframe="1d")
     assert len(make_labels(always_open, rule).frame) < len(labelled) // 10
+
+
+def test_a_daily_index_sequence_model_is_served_across_weekends_live_as_in_the_gates(
+    spx: Candles, tmp_path: Path
+) -> None:
+    # The bundle records its market's calendar: the gates' windows and the live input both
+    # run across weekends and holidays, and only a missing session breaks a window.
+    from alphaops.features import FeatureSpec, LabelRule
+    from alphaops.registry import open_registry
+    from alphaops.scoring import BundlePredictor
+    from alphaops.training import TrainingJob, publish_trained, train_job
+
+    cut = len(spx) - 250
+    train = Candles.from_frame(spx.frame.iloc[:cut], symbol="SPX", timeframe="1d", calendar="XNYS")
+    job = TrainingJob(
+        symbols=("SPX",), timeframe="1d", model="lstm", features=FeatureSpec.default(),
+        label=LabelRule.balanced("ternary", horizon=5), params={"hidden": 8, "max_epochs": 1},
+        lookback=16, seed=1,
+    )  # fmt: skip
+    with open_registry(tmp_path / "home") as registry:
+        version = publish_trained(train_job(job, {"SPX": train}), registry)
+        assert version.manifest.data.calendar == "XNYS"
+        predictor = BundlePredictor(registry.load(version.ref))
+    start = cut - predictor.contract.warmup_bars
+    unseen = Candles.from_frame(
+        spx.frame.iloc[start:], symbol="SPX", timeframe="1d", calendar="XNYS"
+    )
+    stamps, windows = predictor.contract.history(unseen)
+    # Every session from the first full window on has one: weekends and holidays break none.
+    assert stamps.size == len(unseen) - predictor.contract.warmup_bars + 1 > 250
+    live = predictor.contract.live()
+    index = {int(t): i for i, t in enumerate(stamps)}
+    compared = 0
+    for bar in range(len(unseen)):
+        live.extend(
+            Candles.from_frame(
+                unseen.frame.iloc[bar : bar + 1], symbol="SPX", timeframe="1d", calendar="XNYS"
+            )
+        )
+        at = int(unseen.timestamps_ms[bar])
+        if at in index:
+            assert np.array_equal(live.batch()[0], windows.batch(np.array([index[at]]))[0])
+            compared += 1
+    assert compared == stamps.size

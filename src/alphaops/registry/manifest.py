@@ -154,6 +154,12 @@ class DataWindow(_Frozen):
     timeframe: str = Field(description="Bar size, e.g. '1h'.")
     fingerprint: Sha256 = Field(description="sha256 of the canonical training data.")
     rows: int | None = Field(None, ge=0, description="Number of training rows.")
+    calendar: str = Field(
+        "24/7",
+        max_length=32,
+        description="The market's session calendar the bars follow ('24/7', 'fx' or an "
+        "exchange code such as 'XNYS'): a closed session is no gap, in gates and live.",
+    )
 
 
 class GateResult(_Frozen):

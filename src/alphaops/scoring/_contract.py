@@ -34,6 +34,7 @@ from alphaops.core.errors import (
     WrongMarketError,
 )
 from alphaops.core.timeframes import Timeframe
+from alphaops.data.calendars import Calendar
 from alphaops.data.candles import Candles
 from alphaops.datasets.windows import SequenceWindows, segment_ids
 from alphaops.features import FeaturePipeline, FeatureSpec
@@ -139,6 +140,8 @@ class InputContract:
         self.where = where or f"{manifest.symbol}/{manifest.model_type}"
         self.symbol = manifest.symbol
         self.timeframe = Timeframe.parse(manifest.data.timeframe)
+        self.calendar = Calendar.parse(manifest.data.calendar)
+        """The market's session calendar: a closed session between two bars is no gap."""
         self.kind = manifest.input.kind
         self.lookback = int(getattr(manifest.input, "lookback", 1))
         self.names = tuple(f.name for f in manifest.features)
@@ -169,6 +172,7 @@ class InputContract:
             identity,
             self.symbol,
             self.timeframe,
+            self.calendar,
             self.kind,
             self.lookback,
             self.dtype,
@@ -240,7 +244,9 @@ class InputContract:
         if self.kind == "sequence":
             try:
                 windows = SequenceWindows.build(
-                    rows, lookback=self.lookback, segments=segment_ids(stamps, self.timeframe)
+                    rows,
+                    lookback=self.lookback,
+                    segments=segment_ids(stamps, self.timeframe, calendar=self.calendar),
                 )
             except InsufficientDataError:  # no complete window at all
                 return np.zeros(0, np.int64), np.zeros((0, *self.shape), self.dtype)

@@ -165,12 +165,24 @@ class LiveInput:
                     f"not a multiple of {contract.where}'s timeframe {contract.timeframe}",
                     fix=f"feed closed {contract.timeframe} bars of {contract.symbol}",
                 )
-            self._since_gap = 1 if step != self._step else self._since_gap + 1
+            self._since_gap = self._since_gap + 1 if self._adjacent(last, bar) else 1
         else:
             self._since_gap = 1
         self.last_ms = bar.timestamp_ms
         row = self._stream.update(bar.high, bar.low, bar.close, bar.volume)
         self._rows.append(row)
+
+    def _adjacent(self, last: int, bar: Bar) -> bool:
+        # Consecutive trading bars of the market's calendar: a weekend or a holiday between
+        # two daily index bars, or the FX weekend, is no gap.
+        if bar.timestamp_ms - last == self._step:
+            return True
+        calendar = self.contract.calendar
+        if calendar.continuous:
+            return False
+        pair = np.array([last, bar.timestamp_ms], dtype=np.int64)
+        missing, off_session = calendar.missing_between(pair, self.contract.timeframe)
+        return bool(missing[0] == 0) and off_session.size == 0
 
     def extend(self, candles: Candles) -> None:
         """Push every candle of ``candles`` (checked for symbol and timeframe first)."""

@@ -59,6 +59,8 @@ class PreparedData:
     purged: int
     val_start_ms: int | None = None
     val_end_ms: int | None = None
+    calendar: str = "24/7"
+    """The session calendar of the training candles (every symbol's must be the same)."""
     train_forward_returns: npt.NDArray[np.float64] | None = None
     """The forward return over the label horizon of each training sample (the decision
     rule's typical move is measured on these, never on validation)."""
@@ -139,6 +141,7 @@ def prepare_data(job: TrainingJob, candles: Mapping[str, Candles]) -> PreparedDa
         classes=job.label.classes,
         lookback=job.lookback if sequence else None,
         fingerprint=_fingerprint(chosen),
+        calendar=_calendar(chosen),
         start=_utc(int(t0[used].min()) - (spec.lookback - 1) * step),
         end=_utc(int(t1[used].max())),
         purged=int(len(labels) - used.size),
@@ -191,6 +194,17 @@ def _check_classes(job: TrainingJob, train: IntArray, val: IntArray) -> None:
         )
     if val.size == 0:
         raise InsufficientDataError("no validation samples", fix="provide more history")
+
+
+def _calendar(chosen: Mapping[str, Candles]) -> str:
+    names = sorted({str(c.calendar) for c in chosen.values()})
+    if len(names) > 1:
+        raise SpecError(
+            f"the job's symbols follow different session calendars ({', '.join(names)}): one "
+            "model serves one market's bars",
+            fix="train one job per calendar, or declare the series with the same calendar",
+        )
+    return names[0]
 
 
 def _fingerprint(chosen: Mapping[str, Candles]) -> str:

@@ -337,6 +337,7 @@ def _manifest(
             "timeframe": job.timeframe,
             "fingerprint": data.fingerprint,
             "rows": data.rows,
+            "calendar": data.calendar,
         },
         "seed": job.seed,
         "library_versions": dict(versions),
