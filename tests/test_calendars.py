@@ -355,3 +355,36 @@ def test_a_daily_index_sequence_model_is_served_across_weekends_live_as_in_the_g
             assert np.array_equal(live.batch()[0], windows.batch(np.array([index[at]]))[0])
             compared += 1
     assert compared == stamps.size
+
+
+def test_the_gates_judge_a_daily_index_model_on_its_calendar_even_from_undeclared_candles(
+    spx: Candles, tmp_path: Path
+) -> None:
+    # A bundle trained on NYSE sessions is gated on them: next-open fills, 252 sessions a
+    # year, and labels over trading sessions (not 0 labelled bars), whether the candles come
+    # declared (the store) or bare (a library user's frame).
+    from alphaops.features import FeatureSpec, LabelRule
+    from alphaops.gates.runner import run_gates
+    from alphaops.registry import open_registry
+    from alphaops.scoring import BundlePredictor
+    from alphaops.training import TrainingJob, publish_trained, train_job
+
+    cut = len(spx) - 300
+    train = Candles.from_frame(spx.frame.iloc[:cut], symbol="SPX", timeframe="1d", calendar="XNYS")
+    job = TrainingJob(
+        symbols=("SPX",), timeframe="1d", model="lightgbm", features=FeatureSpec.default(),
+        label=LabelRule.balanced("ternary", horizon=5), params={"n_estimators": 20}, seed=1,
+    )  # fmt: skip
+    with open_registry(tmp_path / "home") as registry:
+        version = publish_trained(train_job(job, {"SPX": train}), registry)
+        predictor = BundlePredictor(registry.load(version.ref))
+    bare = Candles.from_frame(spx.frame, symbol="SPX", timeframe="1d")
+    for candles in (spx, bare):
+        run = run_gates(
+            predictor, candles, version=version.version, manifest_sha256=version.manifest_sha256
+        )
+        backtest = run.record.gate("backtest").data["candidate"]
+        assert backtest["periods_per_year"] == 252.0
+        assert "next open" in run.record.gate("backtest").summary
+        labelled = int(run.record.gate("validation").summary.split()[0])
+        assert 250 < labelled <= 300  # the judged sessions whose 5-session horizon is known

@@ -70,7 +70,10 @@ def evaluation_candles(
         )
     begin = max(0, first - warmup_bars - _MARGIN_BARS)
     return Candles.from_frame(
-        candles.frame.iloc[begin:last], symbol=candles.symbol, timeframe=candles.timeframe
+        candles.frame.iloc[begin:last],
+        symbol=candles.symbol,
+        timeframe=candles.timeframe,
+        calendar=candles.calendar,  # fills, annualisation and label horizons follow it
     )
 
 
@@ -87,6 +90,10 @@ def _window(
 ) -> tuple[Candles, int]:
     start = default_window_start(candidate) if start_ms is None else start_ms
     warmup = max(candidate.warmup_bars, champion.warmup_bars if champion else 0)
+    market = candidate.contract.calendar
+    if candles.calendar.continuous and not market.continuous:
+        # Candles given without a calendar are judged on the market's the model was trained on.
+        candles = candles.with_calendar(market)
     return evaluation_candles(candles, start_ms=start, end_ms=end_ms, warmup_bars=warmup), start
 
 
