@@ -13,7 +13,8 @@ oracle that knows the drift (long when it is positive, flat otherwise, paying 15
 traded like the gate) earns several hundred percent on the gate window; a model trained on the
 first 6,000 bars must find part of it.
 
-A default LightGBM (default features, ternary 4-bar 0.6% labels, 60 rounds) is trained through
+A default LightGBM (default features, the default balanced ternary 4-bar labels, its default
+decision rule, 60 rounds) is trained through
 the user's path (``services.training.train_models``), published to a real registry and gated
 through ``services.gates.gate_run`` on the 2,000 bars after its training data: every gate must
 pass. Then, on the same market and window, each planted defect must be blocked:
@@ -21,7 +22,8 @@ pass. Then, on the same market and window, each planted defect must be blocked:
 - constant output, and a model whose argmax is always BUY: the quality gate;
 - the good model with its SELL and BUY columns swapped (inverted signal): it loses money
   after costs (backtest) and ranks classes worse than chance (validation);
-- random logistic regressions over the default features: they lose money after costs;
+- random logistic regressions over the default features: they collapse onto one class;
+- coin flips (random output that looks healthy to the quality gate): they lose after costs;
 - a model reading a custom feature that returns the next 4 bars' return: its backtest is
   superb, and the lookahead audit blocks it. (The trainer already refuses to train on that
   feature; the model is built by hand, as an imported one would be.)
@@ -63,7 +65,7 @@ from alphaops.services._common import open_configured_registry
 from alphaops.services.training import make_jobs, train_models
 from alphaops.training.fanout import JobOutcome
 
-LABEL = LabelRule(kind="ternary", horizon=4, threshold=0.006)
+LABEL = LabelRule.balanced("ternary", horizon=4)  # the default: volatility-scaled, balanced
 PARAMS = {"n_estimators": 60, "early_stopping_rounds": 0}
 RANDOM_SEEDS = (0, 1, 2)
 # A logistic regression over three coin flips (uniform on [-0.5, 0.5)): random output,
@@ -276,7 +278,8 @@ DEFECTS = {
     "always_buy": {"quality.majority_share"},
     "inverted": {"backtest.beats_flat", "validation.balanced_accuracy"},
     **{f"coin_flip_{seed}": {"backtest.beats_flat", "backtest.psr"} for seed in RANDOM_SEEDS},
-    **{f"random_{seed}": {"validation.log_loss"} for seed in RANDOM_SEEDS},
+    # Random weights over unscaled features saturate: one class takes most bars.
+    **{f"random_{seed}": {"quality.majority_share"} for seed in RANDOM_SEEDS},
     "leaked_feature": {"lookahead.mismatched_bars"},
 }
 
@@ -285,7 +288,7 @@ DEFECTS = {
 def test_every_planted_defect_is_blocked_and_cannot_be_promoted(gated: Gated, defect: str) -> None:
     summary = gated.runs[defect]
     assert not summary.passed
-    assert DEFECTS[defect] <= _failed(summary), sorted(_failed(summary))
+    assert DEFECTS[defect] <= _failed(summary), (defect, sorted(_failed(summary)))
     with pytest.raises(GateFailedError):
         svc.check_promotion(gated.config, summary.version.ref)
 
