@@ -3,7 +3,8 @@
 A year (2024-07-01 .. 2025-07-01) of real 1h candles of BTCUSDT, ETHUSDT and SOLUSDT from
 ``../shared/data`` (26,000+ bars), replayed by ``alphaops.autopilot.replay_lifecycle`` in a
 fresh home with one default-sized LightGBM per symbol (60 rounds, 3,000 training bars, 500
-gate bars): the live predictor serves every bar, the simulated trader journals its fills, the
+gate bars), judged under the demo gate policy as ``replay --sample`` is: the live predictor
+serves every bar, the simulated trader journals its fills, the
 autopilot checks once a simulated day, rollouts are judged as they go.
 
 * ``with_retrains``: monthly scheduled retrains plus emergency triggers (the goal: the whole
@@ -65,6 +66,7 @@ def _replay(retrains: bool) -> dict[str, Any]:
     from alphaops.autopilot.replay import replay_lifecycle
     from alphaops.core.config import load_config
     from alphaops.services.data import import_files
+    from alphaops.services.gates import apply_demo_policy
 
     root = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     try:
@@ -74,6 +76,10 @@ def _replay(retrains: bool) -> dict[str, Any]:
                 config, [DATA / f"{symbol}-1h.parquet"], symbol=symbol, timeframe="1h"
             )
             outcome.raise_for_error()
+        # As 'replay --sample' does: judged under the demo policy (profitability floors
+        # reported), so that champions are served and rollouts judged as the control plane
+        # would with models that clear alphaops' defaults.
+        apply_demo_policy(config, reason="benchmark: the control plane's speed, not the models")
         result = replay_lifecycle(config, _policy(retrains), start=START, end=END)
     finally:
         shutil.rmtree(root, ignore_errors=True)
