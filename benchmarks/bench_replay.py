@@ -4,8 +4,8 @@ A year (2024-07-01 .. 2025-07-01) of real 1h candles of BTCUSDT, ETHUSDT and SOL
 ``../shared/data`` (26,000+ bars), replayed by ``alphaops.autopilot.replay_lifecycle`` in a
 fresh home with one default-sized LightGBM per symbol (60 rounds, 3,000 training bars, 500
 gate bars), judged under the demo gate policy as ``replay --sample`` is: the live predictor
-serves every bar, the simulated trader journals its fills, the
-autopilot checks once a simulated day, rollouts are judged as they go.
+serves every bar, the simulated trader journals its fills, the autopilot checks once a
+simulated day, rollouts are judged as they go.
 
 * ``with_retrains``: monthly scheduled retrains plus emergency triggers (the goal: the whole
   year in under 5 minutes on this 2-core machine).
