@@ -13,8 +13,12 @@ after ~20 rounds, leaving probabilities too close to the class prior (std ~0.06)
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,3 +249,16 @@ def planted_market(load_real: Callable[[str, str], Candles]) -> PlantedMarket:
     train = Candles.from_frame(frame.iloc[:EDGE_TRAIN_BARS], symbol=EDGE_SYMBOL, timeframe="1h")
     market = Market(candles, train, int(candles.timestamps_ms[EDGE_TRAIN_BARS]))
     return PlantedMarket(market, drift)
+
+
+@contextmanager
+def user_code(folder: Path, name: str, source: str) -> Iterator[object]:
+    """Install ``source`` as an importable module ``name`` (a user's feature code) while open."""
+    (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    sys.path.insert(0, str(folder))
+    importlib.invalidate_caches()
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(name, None)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.gates.conftest import CLASSES, FEATURES, LABEL, Market
+from tests.gates.conftest import CLASSES, FEATURES, LABEL, Market, user_code
 
 from alphaops.core.errors import LookaheadError
 from alphaops.data.candles import Candles
@@ -72,13 +69,8 @@ def leak(bars, every=24, phase=0):
 
 @pytest.fixture(scope="module")
 def user_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    folder = tmp_path_factory.mktemp("user_code")
-    (folder / f"{MODULE}.py").write_text(textwrap.dedent(SOURCE))
-    sys.path.insert(0, str(folder))
-    importlib.invalidate_caches()
-    yield importlib.import_module(MODULE)
-    sys.path.remove(str(folder))
-    sys.modules.pop(MODULE, None)
+    with user_code(tmp_path_factory.mktemp("user_code"), MODULE, SOURCE) as module:
+        yield module
 
 
 def leaky(every: int, phase: int) -> CustomFeature:

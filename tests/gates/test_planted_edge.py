@@ -31,10 +31,7 @@ pass. Then, on the same market and window, each planted defect must be blocked:
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +48,7 @@ from tests.gates.conftest import (
     PlantedMarket,
     feature_scale,
     planted_onnx,
+    user_code,
     write_planted,
 )
 
@@ -107,13 +105,8 @@ def oracle(planted: PlantedMarket, policy: BacktestPolicy) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def user_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    folder = tmp_path_factory.mktemp("user_code")
-    (folder / f"{USER_MODULE}.py").write_text(textwrap.dedent(USER_SOURCE))
-    sys.path.insert(0, str(folder))
-    importlib.invalidate_caches()
-    yield importlib.import_module(USER_MODULE)
-    sys.path.remove(str(folder))
-    sys.modules.pop(USER_MODULE, None)
+    with user_code(tmp_path_factory.mktemp("user_code"), USER_MODULE, USER_SOURCE) as module:
+        yield module
 
 
 def inverted(bundle: Bundle, folder: Path) -> Bundle:
